@@ -1,0 +1,29 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	@mkdir -p demo-out
+	$(BIN)/kgrade grade reference/classification.ipynb --out demo-out
+	$(BIN)/kgrade grade exercises/classification.ipynb --out demo-out
+	@for nb in tests/notebooks/*.ipynb; do $(BIN)/kgrade grade "$$nb" --out demo-out || exit 1; done
+	@echo "Open the reports in demo-out/ (for example demo-out/classification.html)."
+
+test: install
+	$(BIN)/ruff check graders tests scripts data
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,146 @@
+"""The ``kgrade`` command line: thin wrappers around the library's functions."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from graders.errors import KgradeError
+from graders.grade import grade as grade_notebook
+from graders.options import (
+    DEFAULT_CELL_TIMEOUT,
+    DEFAULT_NOTEBOOK_DEADLINE,
+    DEFAULT_SEED,
+    GradeOptions,
+)
+from graders.report import write_report
+from graders.result import Result
+
+EXIT_OK = 0
+EXIT_BELOW_THRESHOLD = 1
+EXIT_USAGE = 2
+EXIT_HARNESS = 3
+
+
+@click.group()
+@click.version_option(package_name="kgrade")
+@click.option("-v", "--verbose", count=True, help="Log more (-v: per submission, -vv: per cell).")
+def main(verbose: int) -> None:
+    """Grade Jupyter notebooks that teach Keras."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Folder for NOTEBOOK.json and .html.",
+)
+@click.option(
+    "--exercise", default="classification", show_default=True, help="Exercise whose rubric applies."
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV to run the notebook against instead of the exercise's own data.",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_CELL_TIMEOUT,
+    show_default=True,
+    help="Seconds one cell may run.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_NOTEBOOK_DEADLINE,
+    show_default=True,
+    help="Seconds the whole notebook may run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON result to stdout.")
+@click.option(
+    "--fail-under",
+    type=float,
+    default=None,
+    help="Exit with 1 when the score is below this many points.",
+)
+def grade(
+    notebook: Path,
+    out_dir: Path,
+    exercise: str,
+    data: Path | None,
+    seed: int,
+    timeout: float,
+    deadline: float,
+    as_json: bool,
+    fail_under: float | None,
+) -> None:
+    """Grade NOTEBOOK and write NOTEBOOK.json and NOTEBOOK.html into --out."""
+    console = Console(stderr=as_json, highlight=False)
+    if not notebook.exists():
+        _fail(console, f"{notebook}: no such file. Check the path of the notebook to grade.")
+    options = GradeOptions(
+        exercise=exercise, data=data, seed=seed, cell_timeout=timeout, deadline=deadline
+    )
+    try:
+        graded = grade_notebook(notebook, options)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        json_path = out_dir / f"{notebook.stem}.json"
+        html_path = out_dir / f"{notebook.stem}.html"
+        graded.result.write_json(json_path)
+        write_report(graded, html_path)
+    except KgradeError as err:
+        _fail(console, str(err))
+    except OSError as err:
+        _fail(console, f"{err.filename or out_dir}: cannot write the result ({err.strerror}).")
+    if as_json:
+        click.echo(graded.result.to_json(), nl=False)
+    _summarise(console, graded.result, json_path, html_path)
+    sys.exit(_exit_code(graded.result, fail_under))
+
+
+def _exit_code(result: Result, fail_under: float | None) -> int:
+    if result.status == "error":
+        return EXIT_HARNESS
+    if fail_under is not None and (result.score or 0) < fail_under:
+        return EXIT_BELOW_THRESHOLD
+    return EXIT_OK
+
+
+def _summarise(console: Console, result: Result, json_path: Path, html_path: Path) -> None:
+    if result.status == "graded":
+        console.print(f"[bold]{escape(result.submission)}[/]: {result.score}/{result.max_score}")
+        for check in result.checks:
+            mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+            console.print(
+                f"  {mark} {check.id:<26} {check.points}/{check.max_points}  "
+                f"{escape(check.message)}"
+            )
+        for cell in result.problems:
+            console.print(
+                f"  [yellow]![/] cell {cell.index + 1}: {cell.status} "
+                f"{escape(cell.error_name or '')} {escape(cell.message or '')}"
+            )
+    else:
+        label = "could not be graded" if result.status == "error" else "is not gradable"
+        console.print(
+            f"[bold]{escape(result.submission)}[/] {label}: {escape(result.message or '')}"
+        )
+    console.print(f"Result: {json_path}\nReport: {html_path}")
+
+
+def _fail(console: Console, message: str) -> None:
+    console.print(f"[red]error:[/] {escape(message)}")
+    sys.exit(EXIT_USAGE)

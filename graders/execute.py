@@ -1,0 +1,226 @@
+"""Run a submission cell by cell in a fresh kernel, capturing a trace after each cell."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal, cast
+
+import nbformat
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from graders.errors import HarnessError
+from graders.kernel import KernelLauncher
+from graders.options import GradeOptions
+from graders.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+CellStatus = Literal["ok", "error", "timeout", "not-run"]
+
+SETUP_TIMEOUT = 180.0
+PROBE_TIMEOUT = 60.0
+TIMEOUT_ERROR = "CellTimeoutError"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class CellRun:
+    """What happened to one code cell of the submission."""
+
+    index: int
+    status: CellStatus = "not-run"
+    error_name: str | None = None
+    error_value: str | None = None
+    traceback: str | None = None
+    reason: str | None = None
+    outputs: list[Any] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class Execution:
+    """Every code cell's run, and what stopped the run early, if anything."""
+
+    cells: list[CellRun]
+    stopped: str | None = None
+
+
+async def execute_submission(
+    nb: nbformat.NotebookNode,
+    ws: Workspace,
+    options: GradeOptions,
+    launcher: KernelLauncher,
+) -> Execution:
+    """Execute every code cell of ``nb`` in ``ws``, writing the trace into ``ws.trace_dir``.
+
+    Raises:
+        HarnessError: The kernel could not be started or prepared.
+    """
+    try:
+        km = await launcher.start(workdir=ws.workdir, seed=options.seed, log=ws.root / "kernel.log")
+    except Exception as err:
+        raise HarnessError(
+            f"could not start a kernel ({err})", advice="Check that ipykernel is installed."
+        ) from err
+    try:
+        return await _run_cells(nb, ws, options, km)
+    finally:
+        await _shutdown(km)
+
+
+async def _run_cells(
+    nb: nbformat.NotebookNode, ws: Workspace, options: GradeOptions, km: AsyncKernelManager
+) -> Execution:
+    replies: dict[int, dict[str, Any]] = {}
+
+    def remember_reply(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        replies[cell_index] = execute_reply.get("content", {})
+
+    client = NotebookClient(
+        nb,
+        km=km,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": TIMEOUT_ERROR, "evalue": "", "traceback": []},
+        on_cell_executed=remember_reply,
+        iopub_timeout=10,
+        coalesce_streams=True,
+        shutdown_kernel="immediate",
+    )
+    kc = cast(AsyncKernelClient, await client.async_start_new_kernel_client())
+    try:
+        await _run_hidden(kc, _bootstrap_code(ws, options.seed), SETUP_TIMEOUT, "prepare")
+        return await _run_each_cell(client, km, kc, nb, options, replies)
+    finally:
+        kc.stop_channels()
+
+
+async def _run_each_cell(
+    client: NotebookClient,
+    km: AsyncKernelManager,
+    kc: AsyncKernelClient,
+    nb: nbformat.NotebookNode,
+    options: GradeOptions,
+    replies: dict[int, dict[str, Any]],
+) -> Execution:
+
+    runs = [CellRun(index=i) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    execution = Execution(cells=runs)
+    deadline = time.monotonic() + options.deadline
+    for step, run in enumerate(runs, start=1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
+            execution.stopped = "deadline"
+            break
+        client.timeout = max(1, int(min(options.cell_timeout, remaining)))
+        cell = nb.cells[run.index]
+        started = time.monotonic()
+        try:
+            await client.async_execute_cell(cell, run.index)
+        except DeadKernelError:
+            run.status, run.error_name = "error", "DeadKernelError"
+            run.error_value = "the kernel stopped while running this cell"
+            execution.stopped = "kernel-died"
+            break
+        run.duration_s = time.monotonic() - started
+        _record(run, cell, replies.get(run.index), client.timeout)
+        log.debug("cell %d: %s in %.1fs", run.index, run.status, run.duration_s)
+        if not await _capture(km, kc, step, run.index):
+            execution.stopped = "unresponsive"
+            break
+    for run in runs:
+        if run.status == "not-run" and run.reason is None and execution.stopped:
+            run.reason = execution.stopped
+    return execution
+
+
+def _record(run: CellRun, cell: Any, reply: dict[str, Any] | None, timeout: int) -> None:
+    run.outputs = list(cell.get("outputs", []))
+    if reply is None or not cell.source.strip():
+        run.status = "ok"
+        return
+    if reply.get("status") != "error":
+        run.status = "ok"
+        return
+    if reply.get("ename") == TIMEOUT_ERROR:
+        run.status, run.error_name = "timeout", TIMEOUT_ERROR
+        run.error_value = f"the cell ran longer than the {timeout} s limit and was stopped"
+        return
+    run.status = "error"
+    run.error_name = str(reply.get("ename", "Error"))
+    run.error_value = strip_ansi(str(reply.get("evalue", "")))
+    run.traceback = strip_ansi("\n".join(reply.get("traceback", [])))
+
+
+async def _capture(
+    km: AsyncKernelManager, kc: AsyncKernelClient, step: int, cell_index: int
+) -> bool:
+    """Write the trace for the cell just run; False when the kernel no longer answers."""
+    code = f"__import__('sys').modules['__kgrade_probe__'].PROBE.capture({step}, {cell_index})"
+    for attempt in range(2):
+        try:
+            await _run_hidden(kc, code, PROBE_TIMEOUT, "capture")
+            return True
+        except TimeoutError:
+            log.warning("kernel did not answer the trace capture after cell %d", cell_index)
+            if attempt == 0:
+                await km.interrupt_kernel()
+        except HarnessError:
+            log.warning("trace capture failed after cell %d", cell_index)
+            return True
+    return False
+
+
+async def _run_hidden(kc: AsyncKernelClient, code: str, timeout: float, what: str) -> None:
+    reply = await kc.execute_interactive(
+        code,
+        silent=True,
+        store_history=False,
+        allow_stdin=False,
+        timeout=timeout,
+        output_hook=lambda msg: None,
+    )
+    content = reply.get("content", {})
+    if content.get("status") != "ok":
+        raise HarnessError(
+            f"could not {what} the kernel: {content.get('ename')}: "
+            f"{strip_ansi(str(content.get('evalue')))}",
+            advice="This is a problem of the grader's installation, not of the submission.",
+        )
+
+
+def _bootstrap_code(ws: Workspace, seed: int) -> str:
+    source = resources.files("graders").joinpath("probe.py").read_text(encoding="utf-8")
+    return (
+        "def __kgrade_boot():\n"
+        "    import sys, types\n"
+        "    module = types.ModuleType('__kgrade_probe__')\n"
+        f"    exec(compile({source!r}, 'kgrade-probe', 'exec'), module.__dict__)\n"
+        "    sys.modules['__kgrade_probe__'] = module\n"
+        f"    module.PROBE = module.Probe({str(ws.trace_dir)!r}, {seed})\n"
+        "    module.PROBE.setup()\n"
+        "__kgrade_boot()\n"
+        "del __kgrade_boot\n"
+    )
+
+
+async def _shutdown(km: AsyncKernelManager) -> None:
+    try:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+    except Exception:  # the kernel may already be gone; never mask the grading result
+        log.warning("kernel shutdown failed", exc_info=True)
+    finally:
+        await km.cleanup_resources()
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes."""
+    return _ANSI.sub("", text)

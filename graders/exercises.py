@@ -1,0 +1,71 @@
+"""The exercise registry: exercises are found from the reference notebooks that exist.
+
+An exercise NAME is ``reference/NAME.ipynb`` (the solution), ``exercises/NAME.ipynb``
+(the student version), a dataset in ``data/`` and the rubric ``graders.rubrics.NAME``.
+Adding an exercise adds those files; no harness module changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from graders.errors import UsageError
+from graders.rubric import Rubric
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    rubric: Rubric
+    reference: Path
+    student: Path
+    data: Path
+
+
+def shipped(kind: str) -> Path:
+    """The folder ``kind`` (reference, exercises, data, templates) of this installation.
+
+    A wheel carries the folders inside the package; a source checkout has them at the
+    top of the repository.
+    """
+    inside = Path(str(resources.files("graders"))) / "_shipped" / kind
+    if inside.is_dir():
+        return inside
+    return Path(__file__).resolve().parent.parent / kind
+
+
+def exercise_names() -> list[str]:
+    """Names of the exercises that have a reference notebook."""
+    return sorted(p.stem for p in shipped("reference").glob("*.ipynb"))
+
+
+def get_exercise(name: str) -> Exercise:
+    """The exercise called ``name``.
+
+    Raises:
+        UsageError: There is no such exercise, or its rubric is missing.
+    """
+    known = exercise_names()
+    if name not in known:
+        raise UsageError(
+            f"there is no exercise {name!r}",
+            advice=f"Known exercises: {', '.join(known) or 'none'}.",
+        )
+    try:
+        module = importlib.import_module(f"graders.rubrics.{name}")
+    except ModuleNotFoundError:
+        raise UsageError(
+            f"the exercise {name!r} has no rubric",
+            advice=f"Add graders/rubrics/{name}.py defining RUBRIC.",
+        ) from None
+    rubric: Rubric = module.RUBRIC
+    return Exercise(
+        name=name,
+        rubric=rubric,
+        reference=shipped("reference") / f"{name}.ipynb",
+        student=shipped("exercises") / f"{name}.ipynb",
+        data=shipped("data") / rubric.data_file,
+    )

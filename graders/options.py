@@ -1,0 +1,31 @@
+"""Settings of one grading run, as a plain frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SEED = 20181
+DEFAULT_CELL_TIMEOUT = 120.0
+DEFAULT_NOTEBOOK_DEADLINE = 600.0
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How one submission is graded.
+
+    Attributes:
+        exercise: Name of the exercise whose rubric applies.
+        data: CSV the submission runs against; ``None`` means the exercise's own data file.
+        seed: Seed for every random number generator in the kernel.
+        cell_timeout: Seconds one cell may run before it is interrupted.
+        deadline: Seconds the whole notebook may run; later cells are not run.
+        with_reference: Put the reference solution's numbers beside the student's.
+    """
+
+    exercise: str = "classification"
+    data: Path | None = None
+    seed: int = DEFAULT_SEED
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
+    deadline: float = DEFAULT_NOTEBOOK_DEADLINE
+    with_reference: bool = True
