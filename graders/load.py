@@ -9,7 +9,7 @@ from typing import Any
 
 import nbformat
 
-from graders.errors import UngradableSubmission
+from graders.errors import UngradableSubmission, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def load_submission(path: Path) -> nbformat.NotebookNode:
     every cell itself) and missing or duplicated cell ids are replaced by stable ones.
 
     Raises:
+        UsageError: There is no file at ``path``.
         UngradableSubmission: The file is not a notebook kgrade can run.
     """
     raw = _read_bytes(path)
@@ -40,9 +41,12 @@ def load_submission(path: Path) -> nbformat.NotebookNode:
 
 
 def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise UsageError("no such file", path=path, advice="Check the path of the notebook.")
     if path.suffix.lower() != ".ipynb":
         raise UngradableSubmission(
-            f"this is a {path.suffix or 'extension-less'} file, not a notebook",
+            f"this is not a notebook (the file name ends in {path.suffix or 'no extension'!r}, "
+            "not '.ipynb')",
             path=path,
             advice="Submit the .ipynb notebook you worked in.",
         )

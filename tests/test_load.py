@@ -73,8 +73,8 @@ def test_missing_and_duplicated_cell_ids_get_stable_unique_ids(tmp_path: Path) -
         nbformat.v4.new_code_cell("b = 2"),
         nbformat.v4.new_markdown_cell("text"),
     ]
-    nb.cells[1]["id"] = nb.cells[0]["id"]
     raw = json.loads(nbformat.writes(nb))
+    raw["cells"][1]["id"] = raw["cells"][0]["id"]
     del raw["cells"][2]["id"]
     path = write(tmp_path, "ids.ipynb", json.dumps(raw))
     first, second = load_submission(path), load_submission(path)

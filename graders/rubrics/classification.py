@@ -8,6 +8,7 @@ itself with a NumPy forward pass on its own copy of the dataset.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,10 +95,22 @@ class Lesson:
         return None
 
     @functools.cached_property
+    def reset_attempt(self) -> ModelAt | None:
+        """The first state whose weights changed without training: a reset, maybe partial."""
+        for before, after in itertools.pairwise(self.history):
+            old, new = before.state, after.state
+            if old.iterations != new.iterations or len(old.weights) != len(new.weights):
+                continue
+            if any(not np.array_equal(a, b) for a, b in zip(old.weights, new.weights, strict=True)):
+                return after
+        return None
+
+    @functools.cached_property
     def first_training_end(self) -> int:
         """Step number before which the first training on all the data happened."""
-        if self.reset is not None:
-            return self.reset.step.number
+        for reset in (self.reset_attempt, self.reset):
+            if reset is not None:
+                return reset.step.number
         if self.split is not None:
             base = self._iterations_at(self.split.step.number)
             for at in self.history:
@@ -502,7 +515,7 @@ def weights_reset(evidence: Evidence) -> Outcome:
         "Reset with params = model.get_weights(); "
         "params = [np.zeros(w.shape) for w in params]; model.set_weights(params)"
     )
-    partial = _partial_reset(lesson)
+    partial = lesson.reset_attempt
     if partial is not None:
         return Outcome(
             False,
@@ -516,19 +529,6 @@ def weights_reset(evidence: Evidence) -> Outcome:
         "started from the trained model.",
         hint=hint,
     )
-
-
-def _partial_reset(lesson: Lesson) -> ModelAt | None:
-    for before, after in zip(lesson.history, lesson.history[1:], strict=False):
-        old, new = before.state, after.state
-        same_training = old.iterations == new.iterations
-        if (
-            same_training
-            and len(old.weights) == len(new.weights)
-            and any(not np.array_equal(a, b) for a, b in zip(old.weights, new.weights, strict=True))
-        ):
-            return after
-    return None
 
 
 def test_accuracy(evidence: Evidence) -> Outcome:

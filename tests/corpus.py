@@ -1,0 +1,47 @@
+"""Grade many notebooks once per test session, two at a time, in worker processes.
+
+Executing a notebook costs seconds, so the tests grade every notebook they need once,
+up front, and then only read the results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graders.grade import grade
+from graders.options import GradeOptions
+from graders.report import render_report
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    notebook: Path
+    data: Path | None = None
+    cell_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Graded:
+    """A result as JSON-ready data, and its HTML report."""
+
+    result: dict[str, Any]
+    report: str
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        return next(c for c in self.result["checks"] if c["id"] == check_id)
+
+
+def run_job(job: Job) -> tuple[str, Graded]:
+    graded = grade(job.notebook, GradeOptions(data=job.data, cell_timeout=job.cell_timeout))
+    return job.key, Graded(graded.result.to_dict(), render_report(graded))
+
+
+def run_jobs(jobs: list[Job], workers: int = 2) -> dict[str, Graded]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return dict(pool.map(run_job, jobs))
