@@ -21,7 +21,7 @@ demo: install
 	@echo "Open the reports in demo-out/ (for example demo-out/classification.html)."
 
 test: install
-	$(BIN)/ruff check graders tests scripts data
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
