@@ -35,6 +35,12 @@ THRESHOLD_HINT = (
 ERROR_HINTS: tuple[ErrorHint, ...] = (
     ErrorHint(None, r"not recognized:.*'lr'|unexpected keyword argument 'lr'", LR_HINT),
     ErrorHint(
+        None,
+        r"must call `?compile\(\)`? before",
+        "The model is not compiled, so it cannot be trained or evaluated: make the cell "
+        "with model.compile(...) run without an error first.",
+    ),
+    ErrorHint(
         "AttributeError",
         r"predict_classes",
         "Keras no longer has predict_classes. " + THRESHOLD_HINT,

@@ -193,8 +193,12 @@ def data_loaded(evidence: Evidence) -> Outcome:
 
 
 def _main_model(evidence: Evidence) -> ModelAt | None:
+    """The model's last state, with the step where it was first built (its creation)."""
     history = _lesson(evidence).history
-    return history[-1] if history else None
+    if not history:
+        return None
+    built = [at for at in history if at.state.built] or history
+    return ModelAt(built[0].step, history[-1].state)
 
 
 _NO_MODEL = Outcome(
@@ -266,8 +270,13 @@ def sigmoid_activation(evidence: Evidence) -> Outcome:
 
 
 def _compiled(evidence: Evidence) -> ModelAt | None:
+    """The model's last compiled state, with the step where that compilation happened."""
     compiled = [at for at in _lesson(evidence).history if at.state.compile is not None]
-    return compiled[-1] if compiled else None
+    if not compiled:
+        return None
+    last = compiled[-1].state
+    first = next(at for at in compiled if at.state.compile == last.compile)
+    return ModelAt(first.step, last)
 
 
 _NOT_COMPILED = Outcome(
