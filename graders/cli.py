@@ -47,7 +47,8 @@ def main(verbose: int) -> None:
     help="Folder for NOTEBOOK.json and .html.",
 )
 @click.option(
-    "--exercise", default="classification", show_default=True, help="Exercise whose rubric applies."
+    "--exercise",
+    help="Exercise whose rubric applies (default: the one named like NOTEBOOK, else the only one).",
 )
 @click.option(
     "--data",
@@ -79,7 +80,7 @@ def main(verbose: int) -> None:
 def grade(
     notebook: Path,
     out_dir: Path,
-    exercise: str,
+    exercise: str | None,
     data: Path | None,
     seed: int,
     timeout: float,

@@ -57,8 +57,11 @@ async def execute_submission(
     ws: Workspace,
     options: GradeOptions,
     launcher: KernelLauncher,
+    arrays: tuple[str, ...] = (),
 ) -> Execution:
     """Execute every code cell of ``nb`` in ``ws``, writing the trace into ``ws.trace_dir``.
+
+    Besides models and DataFrames, the trace holds the variables named in ``arrays``.
 
     Raises:
         HarnessError: The kernel could not be started or prepared.
@@ -70,13 +73,17 @@ async def execute_submission(
             f"could not start a kernel ({err})", advice="Check that ipykernel is installed."
         ) from err
     try:
-        return await _run_cells(nb, ws, options, km)
+        return await _run_cells(nb, ws, options, km, arrays)
     finally:
         await _shutdown(km)
 
 
 async def _run_cells(
-    nb: nbformat.NotebookNode, ws: Workspace, options: GradeOptions, km: AsyncKernelManager
+    nb: nbformat.NotebookNode,
+    ws: Workspace,
+    options: GradeOptions,
+    km: AsyncKernelManager,
+    arrays: tuple[str, ...],
 ) -> Execution:
     replies: dict[int, dict[str, Any]] = {}
 
@@ -96,7 +103,7 @@ async def _run_cells(
     )
     kc = cast(AsyncKernelClient, await client.async_start_new_kernel_client())
     try:
-        await _run_hidden(kc, _bootstrap_code(ws, options.seed), SETUP_TIMEOUT, "prepare")
+        await _run_hidden(kc, _bootstrap_code(ws, options.seed, arrays), SETUP_TIMEOUT, "prepare")
         return await _run_each_cell(client, km, kc, nb, options, replies)
     finally:
         kc.stop_channels()
@@ -196,7 +203,7 @@ async def _run_hidden(kc: AsyncKernelClient, code: str, timeout: float, what: st
         )
 
 
-def _bootstrap_code(ws: Workspace, seed: int) -> str:
+def _bootstrap_code(ws: Workspace, seed: int, arrays: tuple[str, ...]) -> str:
     source = resources.files("graders").joinpath("probe.py").read_text(encoding="utf-8")
     return (
         "def __kgrade_boot():\n"
@@ -204,7 +211,7 @@ def _bootstrap_code(ws: Workspace, seed: int) -> str:
         "    module = types.ModuleType('__kgrade_probe__')\n"
         f"    exec(compile({source!r}, 'kgrade-probe', 'exec'), module.__dict__)\n"
         "    sys.modules['__kgrade_probe__'] = module\n"
-        f"    module.PROBE = module.Probe({str(ws.trace_dir)!r}, {seed})\n"
+        f"    module.PROBE = module.Probe({str(ws.trace_dir)!r}, {seed}, {list(arrays)!r})\n"
         "    module.PROBE.setup()\n"
         "__kgrade_boot()\n"
         "del __kgrade_boot\n"

@@ -69,3 +69,22 @@ def get_exercise(name: str) -> Exercise:
         student=shipped("exercises") / f"{name}.ipynb",
         data=shipped("data") / rubric.data_file,
     )
+
+
+def find_exercise(name: str | None, notebook: Path) -> Exercise:
+    """The exercise called ``name``, or when None, the one ``notebook`` is for.
+
+    Raises:
+        UsageError: No name was given and the notebook's exercise cannot be told.
+    """
+    if name is not None:
+        return get_exercise(name)
+    known = exercise_names()
+    if notebook.stem in known:
+        return get_exercise(notebook.stem)
+    if len(known) == 1:
+        return get_exercise(known[0])
+    raise UsageError(
+        f"cannot tell which exercise {notebook.name} is for",
+        advice=f"Pass --exercise with one of: {', '.join(known)}.",
+    )

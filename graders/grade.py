@@ -17,7 +17,7 @@ from graders import __version__
 from graders.dataset import Dataset, load_dataset
 from graders.errors import HarnessError, UngradableSubmission
 from graders.execute import CellRun, Execution, execute_submission
-from graders.exercises import Exercise, get_exercise
+from graders.exercises import Exercise, find_exercise
 from graders.hints import hint_for
 from graders.kernel import KernelLauncher, LocalKernelLauncher
 from graders.load import load_submission
@@ -54,7 +54,7 @@ def grade(
     """
     options = options or GradeOptions()
     started = time.monotonic()
-    exercise = get_exercise(options.exercise)
+    exercise = find_exercise(options.exercise, path)
     rubric = exercise.rubric
     dataset = load_dataset(
         options.data or exercise.data, feature=rubric.feature, target=rubric.target
@@ -85,7 +85,9 @@ def grade(
     except UngradableSubmission as err:
         return finish(replace(base, status="ungradable", message=str(err)))
     try:
-        evidence = _run(nb, dataset, rubric.data_file, options, launcher or LocalKernelLauncher())
+        evidence = _run(
+            nb, dataset, rubric.data_file, options, launcher or LocalKernelLauncher(), rubric.arrays
+        )
         checks = _judge(exercise, evidence, options)
     except HarnessError as err:
         log.error("could not grade %s: %s", path, err)
@@ -116,9 +118,10 @@ def _run(
     data_file: str,
     options: GradeOptions,
     launcher: KernelLauncher,
+    arrays: tuple[str, ...],
 ) -> Evidence:
     with workspace(dataset.path, data_file) as ws:
-        execution = asyncio.run(execute_submission(nb, ws, options, launcher))
+        execution = asyncio.run(execute_submission(nb, ws, options, launcher, arrays=arrays))
         trace = read_trace(ws.trace_dir)
     return Evidence(notebook=nb, execution=execution, trace=trace, dataset=dataset)
 

@@ -15,7 +15,8 @@ class GradeOptions:
     """How one submission is graded.
 
     Attributes:
-        exercise: Name of the exercise whose rubric applies.
+        exercise: Name of the exercise whose rubric applies; ``None`` picks the exercise
+            named like the notebook, else the only exercise there is.
         data: CSV the submission runs against; ``None`` means the exercise's own data file.
         seed: Seed for every random number generator in the kernel.
         cell_timeout: Seconds one cell may run before it is interrupted.
@@ -23,7 +24,7 @@ class GradeOptions:
         with_reference: Put the reference solution's numbers beside the student's.
     """
 
-    exercise: str = "classification"
+    exercise: str | None = None
     data: Path | None = None
     seed: int = DEFAULT_SEED
     cell_timeout: float = DEFAULT_CELL_TIMEOUT

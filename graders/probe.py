@@ -3,7 +3,7 @@
 The harness sends this file's source to the kernel before the first student cell, then
 calls ``capture`` after every student cell. ``capture`` writes what the checks need into
 the harness's trace folder: every Keras model found in the namespace by type, every
-pandas DataFrame, and the lesson's arrays by name. It never prints and never raises.
+pandas DataFrame, and the variables the exercise's rubric names. It never prints and never raises.
 
 Only the standard library and NumPy are imported at module level; Keras, pandas and
 TensorFlow are looked up in ``sys.modules`` so that capturing never imports them.
@@ -20,17 +20,6 @@ from typing import Any
 
 import numpy as np
 
-LESSON_ARRAYS = (
-    "X",
-    "y",
-    "y_pred",
-    "y_class_pred",
-    "X_train",
-    "X_test",
-    "y_train",
-    "y_test",
-    "temp",
-)
 MAX_ARRAY_ITEMS = 1_000_000
 MAX_FRAME_CELLS = 200_000
 MAX_MODEL_PARAMS = 5_000_000
@@ -48,9 +37,10 @@ _open = open
 class Probe:
     """Seeds the kernel and writes one trace file pair per captured step."""
 
-    def __init__(self, trace_dir: str, seed: int) -> None:
+    def __init__(self, trace_dir: str, seed: int, arrays: list[str]) -> None:
         self.trace_dir = trace_dir
         self.seed = seed
+        self.arrays = arrays
         self._layer_get_weights: Any = None
 
     def setup(self) -> None:
@@ -185,7 +175,7 @@ class Probe:
     def _capture_arrays(
         self, namespace: dict[str, Any], record: dict[str, Any], blobs: dict[str, np.ndarray]
     ) -> None:
-        for name in LESSON_ARRAYS:
+        for name in self.arrays:
             if name not in namespace:
                 continue
             value = namespace[name]

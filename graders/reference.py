@@ -70,7 +70,10 @@ def _compute(exercise: Exercise, dataset: Dataset, options: GradeOptions) -> Fig
     from graders.grade import grade  # grading the reference is grading, one level down
 
     log.info("computing the reference figures of %s", exercise.name)
-    graded = grade(exercise.reference, replace(options, data=dataset.path, with_reference=False))
+    graded = grade(
+        exercise.reference,
+        replace(options, exercise=exercise.name, data=dataset.path, with_reference=False),
+    )
     if graded.result.status != "graded":
         log.warning(
             "the reference of %s could not be graded: %s", exercise.name, graded.result.message

@@ -64,6 +64,8 @@ class Rubric:
 
     Attributes:
         data_file: The file name the notebook reads the dataset under.
+        arrays: Variables the trace records by name after every cell (models and
+            DataFrames are recorded whatever their names).
         untouched_max_score: The most an untouched exercise notebook may score.
     """
 
@@ -73,6 +75,7 @@ class Rubric:
     feature: str
     target: str
     thresholds: Mapping[str, float]
+    arrays: tuple[str, ...] = ()
     untouched_max_score: int = 0
 
     @property

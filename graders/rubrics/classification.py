@@ -586,6 +586,7 @@ RUBRIC = Rubric(
     feature="Time (min)",
     target="Buy",
     thresholds=THRESHOLDS,
+    arrays=("X", "y", "y_pred", "y_class_pred", "X_train", "X_test", "y_train", "y_test"),
     checks=(
         Check("data-loaded", "Load the dataset", 1, data_loaded, r"read_csv"),
         Check(
