@@ -20,9 +20,12 @@ demo: install
 	@for nb in tests/notebooks/*.ipynb; do $(BIN)/kgrade grade "$$nb" --out demo-out || exit 1; done
 	@echo "Open the reports in demo-out/ (for example demo-out/classification.html)."
 
+COURSE_DATA := $(wildcard ../shared/data/user_visit_duration.csv)
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/kgrade validate $(if $(COURSE_DATA),--data $(COURSE_DATA))
 	$(BIN)/python -m pytest
 
 clean:

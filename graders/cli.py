@@ -10,7 +10,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from graders.assign import assign as write_student_version
 from graders.errors import KgradeError
+from graders.exercises import exercise_names, get_exercise
 from graders.grade import grade as grade_notebook
 from graders.options import (
     DEFAULT_CELL_TIMEOUT,
@@ -20,6 +22,8 @@ from graders.options import (
 )
 from graders.report import write_report
 from graders.result import Result
+from graders.validate import junit_xml
+from graders.validate import validate as validate_exercises
 
 EXIT_OK = 0
 EXIT_BELOW_THRESHOLD = 1
@@ -145,3 +149,60 @@ def _summarise(console: Console, result: Result, json_path: Path, html_path: Pat
 def _fail(console: Console, message: str) -> None:
     console.print(f"[red]error:[/] {escape(message)}")
     sys.exit(EXIT_USAGE)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Course folder holding reference/ and exercises/ (default: kgrade's).",
+)
+def assign(names: tuple[str, ...], root: Path | None) -> None:
+    """Write exercises/NAME.ipynb from reference/NAME.ipynb (every exercise by default)."""
+    console = Console(highlight=False)
+    try:
+        for exercise in [get_exercise(n, root) for n in names or exercise_names(root)]:
+            changed = write_student_version(exercise)
+            console.print(f"{exercise.student}: {'written' if changed else 'unchanged'}")
+    except KgradeError as err:
+        _fail(console, str(err))
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Also require full marks on this copy of an exercise's dataset.",
+)
+@click.option(
+    "--junit-xml",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the findings as JUnit XML for CI systems.",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Course folder holding reference/, exercises/ and data/ (default: kgrade's).",
+)
+def validate(
+    names: tuple[str, ...], data: Path | None, junit_path: Path | None, root: Path | None
+) -> None:
+    """Check that every reference earns full marks and every exercise is in sync."""
+    console = Console(highlight=False)
+    try:
+        findings = validate_exercises(list(names), data=data, root=root)
+    except KgradeError as err:
+        _fail(console, str(err))
+    for finding in findings:
+        mark = "[green]ok  [/]" if finding.ok else "[red]FAIL[/]"
+        console.print(
+            f"{mark} {escape(finding.exercise)}: {escape(finding.name)}: {escape(finding.message)}"
+        )
+    failed = sum(not f.ok for f in findings)
+    console.print(f"{len(findings) - failed} passed, {failed} failed")
+    if junit_path is not None:
+        junit_path.write_text(junit_xml(findings), encoding="utf-8")
+    sys.exit(EXIT_BELOW_THRESHOLD if failed else EXIT_OK)

@@ -37,18 +37,24 @@ def shipped(kind: str) -> Path:
     return Path(__file__).resolve().parent.parent / kind
 
 
-def exercise_names() -> list[str]:
-    """Names of the exercises that have a reference notebook."""
-    return sorted(p.stem for p in shipped("reference").glob("*.ipynb"))
+def course_root() -> Path:
+    """The folder holding this installation's reference/, exercises/ and data/."""
+    return shipped("reference").parent
 
 
-def get_exercise(name: str) -> Exercise:
-    """The exercise called ``name``.
+def exercise_names(root: Path | None = None) -> list[str]:
+    """Names of the exercises that have a reference notebook under ``root``."""
+    return sorted(p.stem for p in (root or course_root()).joinpath("reference").glob("*.ipynb"))
+
+
+def get_exercise(name: str, root: Path | None = None) -> Exercise:
+    """The exercise called ``name``, its notebooks and data taken from ``root``.
 
     Raises:
         UsageError: There is no such exercise, or its rubric is missing.
     """
-    known = exercise_names()
+    root = root or course_root()
+    known = exercise_names(root)
     if name not in known:
         raise UsageError(
             f"there is no exercise {name!r}",
@@ -65,9 +71,9 @@ def get_exercise(name: str) -> Exercise:
     return Exercise(
         name=name,
         rubric=rubric,
-        reference=shipped("reference") / f"{name}.ipynb",
-        student=shipped("exercises") / f"{name}.ipynb",
-        data=shipped("data") / rubric.data_file,
+        reference=root / "reference" / f"{name}.ipynb",
+        student=root / "exercises" / f"{name}.ipynb",
+        data=root / "data" / rubric.data_file,
     )
 
 
