@@ -14,11 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	@mkdir -p demo-out
-	$(BIN)/kgrade grade reference/classification.ipynb --out demo-out
-	$(BIN)/kgrade grade exercises/classification.ipynb --out demo-out
-	@for nb in tests/notebooks/*.ipynb; do $(BIN)/kgrade grade "$$nb" --out demo-out || exit 1; done
-	@echo "Open the reports in demo-out/ (for example demo-out/classification.html)."
+	$(BIN)/kgrade grade reference/classification.ipynb --out demo-out/reference
+	$(BIN)/kgrade grade exercises/classification.ipynb --out demo-out/exercise
+	@for nb in tests/notebooks/*.ipynb; do \
+		$(BIN)/kgrade grade "$$nb" --out demo-out/samples || exit 1; done
+	@echo "Reports: demo-out/reference/classification.html (full marks),"
+	@echo "demo-out/exercise/classification.html (the untouched exercise) and demo-out/samples/."
 
 COURSE_DATA := $(wildcard ../shared/data/user_visit_duration.csv)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -46,10 +47,16 @@ class CellRun:
 
 @dataclass
 class Execution:
-    """Every code cell's run, and what stopped the run early, if anything."""
+    """Every code cell's run, and what stopped the run early, if anything.
+
+    ``captures`` maps each trace step the harness asked for to the one-time token the
+    probe had to write into it; any other trace file is not the harness's.
+    """
 
     cells: list[CellRun]
     stopped: str | None = None
+    captures: dict[int, str] = field(default_factory=dict)
+    capture_problems: list[str] = field(default_factory=list)
 
 
 async def execute_submission(
@@ -98,7 +105,8 @@ async def _run_cells(
         error_on_timeout={"ename": TIMEOUT_ERROR, "evalue": "", "traceback": []},
         on_cell_executed=remember_reply,
         iopub_timeout=10,
-        coalesce_streams=True,
+        # nbclient's stream coalescing takes quadratic time on one very long line.
+        coalesce_streams=False,
         shutdown_kernel="immediate",
     )
     kc = cast(AsyncKernelClient, await client.async_start_new_kernel_client())
@@ -139,7 +147,11 @@ async def _run_each_cell(
         run.duration_s = time.monotonic() - started
         _record(run, cell, replies.get(run.index), client.timeout)
         log.debug("cell %d: %s in %.1fs", run.index, run.status, run.duration_s)
-        if not await _capture(km, kc, step, run.index):
+        if not await km.is_alive():
+            execution.stopped = "kernel-died"
+            break
+        wait = min(PROBE_TIMEOUT, max(5.0, deadline - time.monotonic()))
+        if not await _capture(km, kc, execution, step, run.index, wait):
             execution.stopped = "unresponsive"
             break
     for run in runs:
@@ -150,8 +162,12 @@ async def _run_each_cell(
 
 def _record(run: CellRun, cell: Any, reply: dict[str, Any] | None, timeout: int) -> None:
     run.outputs = list(cell.get("outputs", []))
-    if reply is None or not cell.source.strip():
+    if not cell.source.strip():
         run.status = "ok"
+        return
+    if reply is None:
+        run.status, run.error_name = "error", "NoReply"
+        run.error_value = "the kernel never finished this cell (it may have exited)"
         return
     if reply.get("status") != "error":
         run.status = "ok"
@@ -167,20 +183,33 @@ def _record(run: CellRun, cell: Any, reply: dict[str, Any] | None, timeout: int)
 
 
 async def _capture(
-    km: AsyncKernelManager, kc: AsyncKernelClient, step: int, cell_index: int
+    km: AsyncKernelManager,
+    kc: AsyncKernelClient,
+    execution: Execution,
+    step: int,
+    cell_index: int,
+    timeout: float,
 ) -> bool:
     """Write the trace for the cell just run; False when the kernel no longer answers."""
-    code = f"__import__('sys').modules['__kgrade_probe__'].PROBE.capture({step}, {cell_index})"
+    token = secrets.token_hex(16)
+    execution.captures[step] = token
+    code = (
+        "__import__('sys').modules['__kgrade_probe__']"
+        f".PROBE.capture({step}, {cell_index}, {token!r})"
+    )
     for attempt in range(2):
         try:
-            await _run_hidden(kc, code, PROBE_TIMEOUT, "capture")
+            await _run_hidden(kc, code, timeout / 2, "capture")
             return True
         except TimeoutError:
             log.warning("kernel did not answer the trace capture after cell %d", cell_index)
             if attempt == 0:
                 await km.interrupt_kernel()
-        except HarnessError:
-            log.warning("trace capture failed after cell %d", cell_index)
+        except HarnessError as err:
+            log.warning("trace capture failed after cell %d: %s", cell_index, err.detail)
+            execution.capture_problems.append(
+                f"nothing was recorded after cell {cell_index + 1}: {err.detail}"
+            )
             return True
     return False
 

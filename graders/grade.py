@@ -99,7 +99,9 @@ def grade(
         )
     figures.update(_figures(evidence.execution))
     facts = replace(
-        facts, stopped=evidence.execution.stopped, trace_problems=list(evidence.trace.problems)
+        facts,
+        stopped=evidence.execution.stopped,
+        trace_problems=[*evidence.execution.capture_problems, *evidence.trace.problems],
     )
     return finish(
         replace(
@@ -122,7 +124,7 @@ def _run(
 ) -> Evidence:
     with workspace(dataset.path, data_file) as ws:
         execution = asyncio.run(execute_submission(nb, ws, options, launcher, arrays=arrays))
-        trace = read_trace(ws.trace_dir)
+        trace = read_trace(ws.trace_dir, execution.captures)
     return Evidence(notebook=nb, execution=execution, trace=trace, dataset=dataset)
 
 

@@ -88,6 +88,18 @@ ERROR_HINTS: tuple[ErrorHint, ...] = (
         "ends, or far more epochs than the lesson's 25, then run it again.",
     ),
     ErrorHint(
+        "SystemExit",
+        r"",
+        "exit() and sys.exit() stop the notebook's Python process. Remove the call: a "
+        "notebook should simply end after its last cell.",
+    ),
+    ErrorHint(
+        "NoReply",
+        r"",
+        "The notebook's Python process stopped answering in this cell (it may have called "
+        "exit()). Later cells could not run.",
+    ),
+    ErrorHint(
         "DeadKernelError",
         r"",
         "The Python process running your notebook stopped in this cell (it ran out of "

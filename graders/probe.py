@@ -42,6 +42,7 @@ class Probe:
         self.seed = seed
         self.arrays = arrays
         self._layer_get_weights: Any = None
+        self._model_class: Any = None
 
     def setup(self) -> None:
         random.seed(self.seed)
@@ -54,9 +55,11 @@ class Probe:
         keras.utils.set_random_seed(self.seed)
         tf.config.experimental.enable_op_determinism()
         self._layer_get_weights = keras.layers.Layer.get_weights
+        self._model_class = keras.Model
 
-    def capture(self, step: int, cell: int) -> None:
+    def capture(self, step: int, cell: int, token: str) -> None:
         record: dict[str, Any] = {
+            "token": token,
             "step": step,
             "cell": cell,
             "models": [],
@@ -87,12 +90,10 @@ class Probe:
     def _capture_models(
         self, namespace: dict[str, Any], record: dict[str, Any], blobs: dict[str, np.ndarray]
     ) -> None:
-        keras = sys.modules.get("keras")
-        if keras is None:
-            return
         seen: dict[int, dict[str, Any]] = {}
         for name, value in namespace.items():
-            if not isinstance(value, keras.Model):
+            # The type's own MRO, not isinstance: a class can claim any __class__.
+            if self._model_class not in type(value).__mro__:
                 continue
             if id(value) in seen:
                 seen[id(value)]["names"].append(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,29 +92,41 @@ class _Invalid(Exception):
     """A trace file is not of the shape the probe writes."""
 
 
-def read_trace(trace_dir: Path) -> Trace:
-    """Read every step file in ``trace_dir``; invalid steps are dropped and listed."""
+def read_trace(trace_dir: Path, tokens: Mapping[int, str]) -> Trace:
+    """Read the steps the harness asked for; anything else in ``trace_dir`` is dropped.
+
+    ``tokens`` maps each requested step to the one-time token its file must carry, so a
+    file written by other means than the harness's own request is not believed.
+    """
     steps: list[Step] = []
     problems: list[str] = []
-    for meta in sorted(trace_dir.glob("step-*.json")):
+    for meta in sorted(trace_dir.glob("*.json")):
         try:
-            steps.append(_read_step(meta, meta.with_suffix(".npz")))
+            step = _read_step(meta, meta.with_suffix(".npz"), tokens)
         except _Invalid as err:
-            log.warning("trace step %s dropped: %s", meta.name, err)
+            log.warning("trace file %s dropped: %s", meta.name, err)
             problems.append(f"{meta.stem}: {err}")
+            continue
+        steps.append(step)
+        problems += [f"after cell {step.cell + 1}: {p}" for p in step.problems]
     steps.sort(key=lambda s: s.number)
     return Trace(steps=tuple(steps), problems=tuple(problems))
 
 
-def _read_step(meta: Path, blobs_path: Path) -> Step:
+def _read_step(meta: Path, blobs_path: Path, tokens: Mapping[int, str]) -> Step:
     if meta.stat().st_size > MAX_STEP_JSON_BYTES:
         raise _Invalid("description too large")
     try:
         record = json.loads(meta.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _Invalid(f"not JSON ({err})") from None
-    blobs = _read_blobs(blobs_path)
     record = _mapping(record, "step")
+    number = record.get("step")
+    if not isinstance(number, int) or tokens.get(number) != record.get("token"):
+        raise _Invalid("not written at the harness's request")
+    if meta.name != f"step-{number:04d}.json":
+        raise _Invalid("misnamed")
+    blobs = _read_blobs(blobs_path)
     return Step(
         number=_int(record.get("step"), "step"),
         cell=_int(record.get("cell"), "cell"),

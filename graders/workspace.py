@@ -16,7 +16,8 @@ class Workspace:
 
     ``workdir`` is the kernel's working directory. The dataset is reachable from it as
     ``NAME``, ``data/NAME`` and ``../data/NAME`` (the course's own layout).
-    ``trace_dir`` lies outside ``workdir`` and belongs to the harness.
+    ``trace_dir`` is a separate folder that belongs to the harness, not reachable by a
+    fixed relative path from ``workdir``.
     """
 
     root: Path
@@ -28,14 +29,15 @@ class Workspace:
 def workspace(dataset: Path, filename: str) -> Iterator[Workspace]:
     """Create a workspace holding copies of ``dataset`` named ``filename``; remove it on exit."""
     root = Path(tempfile.mkdtemp(prefix="kgrade-"))
+    trace_dir = Path(tempfile.mkdtemp(prefix="kgrade-trace-"))
     try:
         course = root / "course"
         workdir = course / "work"
-        trace_dir = root / "trace"
-        for folder in (course / "data", workdir / "data", trace_dir):
+        for folder in (course / "data", workdir / "data"):
             folder.mkdir(parents=True)
         for target in (course / "data", workdir / "data", workdir):
             shutil.copyfile(dataset, target / filename)
         yield Workspace(root=root, workdir=workdir, trace_dir=trace_dir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(trace_dir, ignore_errors=True)

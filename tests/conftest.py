@@ -16,6 +16,7 @@ SHARED = ROOT.parent / "shared"
 CASES = SHARED / "cases"
 REAL_DATA = SHARED / "data" / "user_visit_duration.csv"
 SCENARIOS = ROOT / "tests" / "notebooks"
+HOSTILE = SCENARIOS / "hostile"
 REFERENCE = ROOT / "reference" / "classification.ipynb"
 EXERCISE = ROOT / "exercises" / "classification.ipynb"
 DATASETS = {"stand-in": None, "course": REAL_DATA}
@@ -35,6 +36,9 @@ def corpus_jobs() -> list[Job]:
         jobs.append(Job(f"exercise@{label}", EXERCISE, data))
         jobs += [Job(f"case:{name}@{label}", CASES / name, data) for name in expectations(CASES)]
     jobs += [Job(f"scenario:{name}", SCENARIOS / name) for name in expectations(SCENARIOS)]
+    jobs += [
+        Job(f"hostile:{name}", HOSTILE / name, cell_timeout=20) for name in expectations(HOSTILE)
+    ]
     jobs.append(Job("again:keras3_correct.ipynb@stand-in", CASES / "keras3_correct.ipynb"))
     return jobs
 

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from conftest import CASES, DATASETS, SCENARIOS, expectations
+from conftest import CASES, DATASETS, HOSTILE, SCENARIOS, expectations
 from corpus import Graded
 
 
@@ -28,6 +28,8 @@ def visible_text(html: str) -> str:
 def assert_verdicts(graded: Graded, expected: dict[str, Any]) -> None:
     result = graded.result
     assert result["status"] == expected["status"], result.get("message")
+    if "stopped" in expected:
+        assert result["harness"]["stopped"] == expected["stopped"]
     verdicts = {c["id"]: c["passed"] for c in result["checks"]}
     for check_id, want in expected.get("checks", {}).items():
         if want == "any":
@@ -59,6 +61,13 @@ def test_scenario_notebook_reaches_its_expected_verdicts(
     corpus: dict[str, Graded], name: str
 ) -> None:
     assert_verdicts(corpus[f"scenario:{name}"], expectations(SCENARIOS)[name])
+
+
+@pytest.mark.parametrize("name", list(expectations(HOSTILE)))
+def test_hostile_notebook_cannot_fake_a_pass_or_cost_earned_points(
+    corpus: dict[str, Graded], name: str
+) -> None:
+    assert_verdicts(corpus[f"hostile:{name}"], expectations(HOSTILE)[name])
 
 
 def test_the_corpus_is_not_empty() -> None:

@@ -23,7 +23,7 @@ def run(sources: list[str], options: GradeOptions) -> tuple[Execution, int]:
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
     with workspace(DATA, "user_visit_duration.csv") as ws:
         execution = asyncio.run(execute_submission(nb, ws, options, LocalKernelLauncher()))
-        steps = len(read_trace(ws.trace_dir).steps)
+        steps = len(read_trace(ws.trace_dir, execution.captures).steps)
     return execution, steps
 
 

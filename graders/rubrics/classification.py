@@ -26,6 +26,7 @@ THRESHOLDS = {
 }
 TEST_FRACTION = 0.2
 BOUNDARY_TOLERANCE = 1e-3
+PASS_THROUGH_LAYERS = {"InputLayer", "Dropout", "Flatten", "Identity"}
 BCE_NAMES = {"binary_crossentropy", "binarycrossentropy", "bce"}
 ACCURACY_NAMES = {"accuracy", "acc", "binary_accuracy", "binaryaccuracy"}
 
@@ -141,6 +142,13 @@ class Lesson:
             return None
         return final
 
+    def trained_in(self, at: ModelAt) -> int:
+        """The cell where the model's training reached the progress of state ``at``."""
+        for earlier in self.history:
+            if earlier.state.iterations == at.state.iterations:
+                return earlier.step.cell
+        return at.step.cell
+
     def accuracy(self, at: ModelAt, x: np.ndarray, y: np.ndarray) -> float:
         probabilities = predict(at.state, x)[:, 0]
         return float(np.mean((probabilities > 0.5) == (y > 0.5)))
@@ -171,9 +179,7 @@ def data_loaded(evidence: Evidence) -> Outcome:
                 continue
             if frame.shape[0] != dataset.rows:
                 continue
-            if np.allclose(frame.data[feature], dataset.x) and np.array_equal(
-                frame.data[target], dataset.y
-            ):
+            if _same_rows(frame.data[feature], frame.data[target], dataset.x, dataset.y):
                 name = frame.names[0]
                 return Outcome(
                     True, f"`{name}` holds the {dataset.rows} rows of the dataset.", cell=step.cell
@@ -190,6 +196,14 @@ def data_loaded(evidence: Evidence) -> Outcome:
         "The dataset was never loaded into a DataFrame.",
         hint="Use df = pd.read_csv('data/user_visit_duration.csv').",
     )
+
+
+def _same_rows(x: np.ndarray, y: np.ndarray, dataset_x: np.ndarray, dataset_y: np.ndarray) -> bool:
+    """Whether (x, y) holds the dataset's rows, in any order."""
+    if x.shape != dataset_x.shape or y.shape != dataset_y.shape:
+        return False
+    given = _sorted_rows(np.stack([x, y], axis=1).astype(np.float64))
+    return bool(np.allclose(given, _sorted_rows(np.stack([dataset_x, dataset_y], axis=1))))
 
 
 def _main_model(evidence: Evidence) -> ModelAt | None:
@@ -247,6 +261,8 @@ def _output_activation(model: ModelState) -> str:
             name = activation_name(layer.config)
             if layer.class_name == "Dense" or name != "linear":
                 return name
+        elif layer.class_name not in PASS_THROUGH_LAYERS:
+            return f"unknown ({layer.class_name} layer)"
     return "none"
 
 
@@ -381,18 +397,19 @@ def trained_accuracy(evidence: Evidence) -> Outcome:
             cell=at.step.cell,
         )
     threshold = THRESHOLDS["trained_accuracy"]
+    cell = lesson.trained_in(at)
     try:
         accuracy = lesson.accuracy(at, evidence.dataset.x, evidence.dataset.y)
     except UnsupportedModel as err:
         return Outcome(
-            False, f"The grader could not compute the model's accuracy: {err}.", cell=at.step.cell
+            False, f"The grader could not compute the model's accuracy: {err.detail}.", cell=cell
         )
     numbers = {"accuracy": accuracy}
     if accuracy >= threshold:
         return Outcome(
             True,
             f"After training, the model classifies {accuracy:.0%} of the visits correctly.",
-            cell=at.step.cell,
+            cell=cell,
             numbers=numbers,
         )
     hint = _slow_learning_hint(evidence) or (
@@ -403,7 +420,7 @@ def trained_accuracy(evidence: Evidence) -> Outcome:
         f"After training, the model classifies only {accuracy:.0%} of the "
         f"visits correctly; at least {threshold:.0%} is expected.",
         hint=hint,
-        cell=at.step.cell,
+        cell=cell,
         numbers=numbers,
     )
 
@@ -442,10 +459,12 @@ def class_predictions(evidence: Evidence) -> Outcome:
             False, "`y_class_pred` was made before any model existed.", hint=hint, cell=step.cell
         )
     try:
-        probabilities = predict(states[-1].state, evidence.dataset.x)[:, 0]
+        probabilities = predict(states[-1].state, _inputs_at(step, evidence))[:, 0]
     except UnsupportedModel as err:
         return Outcome(
-            False, f"The grader could not compute the model's predictions: {err}.", cell=step.cell
+            False,
+            f"The grader could not compute the model's predictions: {err.detail}.",
+            cell=step.cell,
         )
     expected = (probabilities > 0.5).astype(np.float64)
     disagree = (expected != predicted) & (np.abs(probabilities - 0.5) > BOUNDARY_TOLERANCE)
@@ -460,6 +479,19 @@ def class_predictions(evidence: Evidence) -> Outcome:
     return Outcome(
         True, "`y_class_pred` is the model's probability thresholded at 0.5.", cell=step.cell
     )
+
+
+def _inputs_at(step: Step, evidence: Evidence) -> np.ndarray:
+    """The student's own `X` when it holds the dataset's times (in any order), else the
+    dataset's, so that predictions line up with the student's rows."""
+    dataset = evidence.dataset
+    raw = step.arrays.get("X")
+    if raw is None:
+        return dataset.x
+    x = _column(raw)
+    if x.shape == dataset.x.shape and np.allclose(np.sort(x), np.sort(dataset.x)):
+        return np.asarray(x, dtype=np.float64)
+    return dataset.x
 
 
 def train_test_split(evidence: Evidence) -> Outcome:
@@ -534,8 +566,9 @@ def weights_reset(evidence: Evidence) -> Outcome:
         )
     return Outcome(
         False,
-        "The model's weights were never all set to zero, so retraining "
-        "started from the trained model.",
+        "The model's weights were never all set to zero between two cells, so "
+        "retraining started from the trained model. (kgrade looks at the model after each "
+        "cell: a reset and a retraining in the same cell cannot be told apart.)",
         hint=hint,
     )
 
@@ -559,15 +592,18 @@ def test_accuracy(evidence: Evidence) -> Outcome:
         test = lesson.accuracy(at, split.x_test, split.y_test)
     except UnsupportedModel as err:
         return Outcome(
-            False, f"The grader could not compute the model's accuracy: {err}.", cell=at.step.cell
+            False,
+            f"The grader could not compute the model's accuracy: {err.detail}.",
+            cell=at.step.cell,
         )
     numbers = {"train_accuracy": train, "test_accuracy": test}
+    cell = lesson.trained_in(at)
     low_train, low_test = THRESHOLDS["train_accuracy"], THRESHOLDS["test_accuracy"]
     if train >= low_train and test >= low_test:
         return Outcome(
             True,
             f"Retrained: {train:.0%} correct on the training part, {test:.0%} on the test part.",
-            cell=at.step.cell,
+            cell=cell,
             numbers=numbers,
         )
     return Outcome(
@@ -575,7 +611,7 @@ def test_accuracy(evidence: Evidence) -> Outcome:
         f"Retrained: {train:.0%} correct on the training part (at least {low_train:.0%} "
         f"expected) and {test:.0%} on the test part (at least {low_test:.0%} expected).",
         hint=_slow_learning_hint(evidence) or "Retrain for 25 epochs from the zeroed weights.",
-        cell=at.step.cell,
+        cell=cell,
         numbers=numbers,
     )
 
