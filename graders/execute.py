@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal, cast
@@ -147,17 +149,28 @@ async def _run_each_cell(
         run.duration_s = time.monotonic() - started
         _record(run, cell, replies.get(run.index), client.timeout)
         log.debug("cell %d: %s in %.1fs", run.index, run.status, run.duration_s)
-        if not await km.is_alive():
+        exiting = run.error_name in ("NoReply", "SystemExit")
+        if not await _still_alive(km, grace=5.0 if exiting else 0.0):
             execution.stopped = "kernel-died"
             break
         wait = min(PROBE_TIMEOUT, max(5.0, deadline - time.monotonic()))
         if not await _capture(km, kc, execution, step, run.index, wait):
-            execution.stopped = "unresponsive"
+            execution.stopped = "unresponsive" if await km.is_alive() else "kernel-died"
             break
     for run in runs:
         if run.status == "not-run" and run.reason is None and execution.stopped:
             run.reason = execution.stopped
     return execution
+
+
+async def _still_alive(km: AsyncKernelManager, grace: float) -> bool:
+    """Whether the kernel process lives, waiting up to ``grace`` seconds for it to exit."""
+    ends = time.monotonic() + grace
+    while await km.is_alive():
+        if time.monotonic() >= ends:
+            return True
+        await asyncio.sleep(0.2)
+    return False
 
 
 def _record(run: CellRun, cell: Any, reply: dict[str, Any] | None, timeout: int) -> None:
@@ -168,6 +181,10 @@ def _record(run: CellRun, cell: Any, reply: dict[str, Any] | None, timeout: int)
     if reply is None:
         run.status, run.error_name = "error", "NoReply"
         run.error_value = "the kernel never finished this cell (it may have exited)"
+        return
+    if any(p.get("source") == "ask_exit" for p in reply.get("payload", [])):
+        run.status, run.error_name = "error", "SystemExit"
+        run.error_value = "the cell asked the notebook's Python process to exit"
         return
     if reply.get("status") != "error":
         run.status = "ok"
@@ -199,8 +216,10 @@ async def _capture(
     )
     for attempt in range(2):
         try:
-            await _run_hidden(kc, code, timeout / 2, "capture")
+            await _while_alive(km, _run_hidden(kc, code, timeout / 2, "capture"))
             return True
+        except _KernelGone:
+            return False
         except TimeoutError:
             log.warning("kernel did not answer the trace capture after cell %d", cell_index)
             if attempt == 0:
@@ -212,6 +231,22 @@ async def _capture(
             )
             return True
     return False
+
+
+class _KernelGone(Exception):
+    """The kernel process ended while the harness waited for it."""
+
+
+async def _while_alive(km: AsyncKernelManager, work: Awaitable[None]) -> None:
+    """Await ``work``, giving up as soon as the kernel process is gone."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            return task.result()
+        if not await km.is_alive():
+            task.cancel()
+            raise _KernelGone
 
 
 async def _run_hidden(kc: AsyncKernelClient, code: str, timeout: float, what: str) -> None:
