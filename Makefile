@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/kgrade grade reference/classification.ipynb --out demo-out/reference
+	$(BIN)/kgrade grade reference/regression.ipynb --out demo-out/reference
 	$(BIN)/kgrade grade exercises/classification.ipynb --out demo-out/exercise
 	@for nb in tests/notebooks/*.ipynb; do \
-		$(BIN)/kgrade grade "$$nb" --out demo-out/samples || exit 1; done
+		$(BIN)/kgrade grade "$$nb" --exercise classification --out demo-out/samples || exit 1; done
 	@echo "Reports: demo-out/reference/classification.html (full marks),"
 	@echo "demo-out/exercise/classification.html (the untouched exercise) and demo-out/samples/."
 

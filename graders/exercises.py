@@ -77,20 +77,40 @@ def get_exercise(name: str, root: Path | None = None) -> Exercise:
     )
 
 
-def find_exercise(name: str | None, notebook: Path) -> Exercise:
+def find_exercise(name: str | None, notebook: Path, root: Path | None = None) -> Exercise:
     """The exercise called ``name``, or when None, the one ``notebook`` is for.
+
+    Without a name, the notebook's file name, then the dataset file it mentions, then the
+    exercise name it mentions tell the exercise; a course with one exercise needs neither.
 
     Raises:
         UsageError: No name was given and the notebook's exercise cannot be told.
     """
     if name is not None:
-        return get_exercise(name)
-    known = exercise_names()
+        return get_exercise(name, root)
+    known = exercise_names(root)
     if notebook.stem in known:
-        return get_exercise(notebook.stem)
+        return get_exercise(notebook.stem, root)
     if len(known) == 1:
-        return get_exercise(known[0])
+        return get_exercise(known[0], root)
+    text = _text_of(notebook)
+    exercises = [get_exercise(n, root) for n in known]
+    for candidates in (
+        [e for e in exercises if e.rubric.data_file in text],
+        [e for e in exercises if e.name in text],
+    ):
+        if len(candidates) == 1:
+            return candidates[0]
     raise UsageError(
         f"cannot tell which exercise {notebook.name} is for",
         advice=f"Pass --exercise with one of: {', '.join(known)}.",
     )
+
+
+def _text_of(notebook: Path, limit: int = 5 * 1024 * 1024) -> str:
+    """The first bytes of a file as text, for telling its exercise; empty when unreadable."""
+    try:
+        with notebook.open("rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -17,6 +17,7 @@ CASES = SHARED / "cases"
 REAL_DATA = SHARED / "data" / "user_visit_duration.csv"
 SCENARIOS = ROOT / "tests" / "notebooks"
 HOSTILE = SCENARIOS / "hostile"
+REGRESSION = SCENARIOS / "regression"
 REFERENCE = ROOT / "reference" / "classification.ipynb"
 EXERCISE = ROOT / "exercises" / "classification.ipynb"
 DATASETS = {"stand-in": None, "course": REAL_DATA}
@@ -38,6 +39,10 @@ def corpus_jobs() -> list[Job]:
     jobs += [Job(f"scenario:{name}", SCENARIOS / name) for name in expectations(SCENARIOS)]
     jobs += [
         Job(f"hostile:{name}", HOSTILE / name, cell_timeout=20) for name in expectations(HOSTILE)
+    ]
+    jobs += [
+        Job(f"regression:{name}", REGRESSION / name, exercise="regression")
+        for name in expectations(REGRESSION)
     ]
     jobs.append(Job("again:keras3_correct.ipynb@stand-in", CASES / "keras3_correct.ipynb"))
     return jobs

@@ -23,6 +23,7 @@ class Job:
     notebook: Path
     data: Path | None = None
     cell_timeout: float = 30.0
+    exercise: str = "classification"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Graded:
 
 
 def run_job(job: Job) -> tuple[str, Graded]:
-    graded = grade(job.notebook, GradeOptions(data=job.data, cell_timeout=job.cell_timeout))
+    options = GradeOptions(exercise=job.exercise, data=job.data, cell_timeout=job.cell_timeout)
+    graded = grade(job.notebook, options)
     return job.key, Graded(graded.result.to_dict(), render_report(graded))
 
 

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from conftest import CASES, DATASETS, HOSTILE, SCENARIOS, expectations
+from conftest import CASES, DATASETS, HOSTILE, REGRESSION, SCENARIOS, expectations
 from corpus import Graded
 
 
@@ -68,6 +68,13 @@ def test_hostile_notebook_cannot_fake_a_pass_or_cost_earned_points(
     corpus: dict[str, Graded], name: str
 ) -> None:
     assert_verdicts(corpus[f"hostile:{name}"], expectations(HOSTILE)[name])
+
+
+@pytest.mark.parametrize("name", list(expectations(REGRESSION)))
+def test_regression_scenario_reaches_its_expected_verdicts(
+    corpus: dict[str, Graded], name: str
+) -> None:
+    assert_verdicts(corpus[f"regression:{name}"], expectations(REGRESSION)[name])
 
 
 def test_the_corpus_is_not_empty() -> None:
