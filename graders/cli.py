@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from graders.assign import assign as write_student_version
+from graders.batch import grade_batch
 from graders.errors import KgradeError
 from graders.exercises import exercise_names, get_exercise
 from graders.grade import grade as grade_notebook
@@ -20,6 +22,7 @@ from graders.options import (
     DEFAULT_SEED,
     GradeOptions,
 )
+from graders.progress import BarProgress, LineProgress, print_outcome
 from graders.report import write_report
 from graders.result import Result
 from graders.validate import junit_xml
@@ -38,6 +41,11 @@ def main(verbose: int) -> None:
     """Grade Jupyter notebooks that teach Keras."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # nbclient and jupyter_client log a student's crash as their own ERROR; the
+        # result already reports it.
+        for noisy in ("traitlets", "nbclient", "jupyter_client"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 @main.command()
@@ -93,7 +101,7 @@ def grade(
     fail_under: float | None,
 ) -> None:
     """Grade NOTEBOOK and write NOTEBOOK.json and NOTEBOOK.html into --out."""
-    console = Console(stderr=as_json, highlight=False)
+    console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     if not notebook.exists():
         _fail(console, f"{notebook}: no such file. Check the path of the notebook to grade.")
     options = GradeOptions(
@@ -206,3 +214,94 @@ def validate(
     if junit_path is not None:
         junit_path.write_text(junit_xml(findings), encoding="utf-8")
     sys.exit(EXIT_BELOW_THRESHOLD if failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the gradebook, reports, grades.csv and summary.html.",
+)
+@click.option("--exercise", help="Exercise whose rubric applies (default: told by file names).")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV to run the notebooks against instead of the exercise's own data.",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_CELL_TIMEOUT,
+    show_default=True,
+    help="Seconds one cell may run.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_NOTEBOOK_DEADLINE,
+    show_default=True,
+    help="Seconds one notebook may run.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Submissions graded at once [default: the number of cores].",
+)
+@click.option(
+    "--resume/--force",
+    default=True,
+    show_default=True,
+    help="Keep the gradebook's results for unchanged submissions, or grade everything again.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Grade on the Dask cluster of this scheduler (tcp://HOST:PORT) instead of locally.",
+)
+@click.option("--canvas-csv", is_flag=True, help="Also write canvas.csv for the Canvas import.")
+@click.option("--quiet", is_flag=True, help="Show no progress, only the final summary.")
+def batch(
+    inputs: tuple[Path, ...],
+    out_dir: Path,
+    exercise: str | None,
+    data: Path | None,
+    seed: int,
+    timeout: float,
+    deadline: float,
+    workers: int | None,
+    resume: bool,
+    scheduler: str | None,
+    canvas_csv: bool,
+    quiet: bool,
+) -> None:
+    """Grade every submission in INPUTS (folders, LMS zip archives or notebooks)."""
+    console = Console(highlight=False)
+    progress = None
+    if not quiet:
+        progress = BarProgress(console) if console.is_terminal else LineProgress(console)
+    options = GradeOptions(
+        exercise=exercise, data=data, seed=seed, cell_timeout=timeout, deadline=deadline
+    )
+    try:
+        with progress or nullcontext():
+            outcome = grade_batch(
+                inputs=list(inputs),
+                out_dir=out_dir,
+                options=options,
+                workers=workers,
+                scheduler=scheduler,
+                force=not resume,
+                canvas_csv=canvas_csv,
+                listener=progress,
+            )
+    except KgradeError as err:
+        _fail(console, str(err))
+    except OSError as err:
+        _fail(console, f"{err.filename or out_dir}: cannot read or write ({err.strerror}).")
+    print_outcome(console, outcome)
+    sys.exit(EXIT_HARNESS if outcome.count("error") else EXIT_OK)
