@@ -7,14 +7,21 @@ final weights on the grader's own copy of the dataset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from graders.errors import UnsupportedModel
-from graders.forward import activation_name, predict
+from graders.forward import predict
 from graders.rubric import Check, Evidence, Outcome, Rubric
-from graders.trace import ModelState, Step
+from graders.rubrics.common import (
+    ModelAt,
+    compiled,
+    created,
+    loss_name,
+    model_history,
+    one_unit_on_one_input,
+    output_activation,
+)
+from graders.trace import ModelState
 
 # Calibrated by grading the reference and wrong variants under many seeds: docs/exercises.md.
 THRESHOLDS = {"r2": 0.7}
@@ -23,56 +30,9 @@ MSE_NAMES = {"mean_squared_error", "mse", "meansquarederror"}
 LESSON_STEPS = 4000
 
 
-@dataclass(frozen=True)
-class ModelAt:
-    """A model's state, with the step of the cell that made it what it is."""
-
-    step: Step
-    state: ModelState
-
-
-def _history(evidence: Evidence) -> list[ModelAt]:
-    """Every state of the model the student worked on most: trained, compiled, built."""
-    if "history" in evidence.memo:
-        memo: list[ModelAt] = evidence.memo["history"]
-        return memo
-    histories: dict[str, list[ModelAt]] = {}
-    for step in evidence.trace.steps:
-        for model in step.models:
-            histories.setdefault(model.key, []).append(ModelAt(step, model))
-
-    def rank(history: list[ModelAt]) -> tuple[bool, bool, bool, int]:
-        last = history[-1]
-        state = last.state
-        return (state.trained, state.compiled, state.built, last.step.number)
-
-    chosen = max(histories.values(), key=rank) if histories else []
-    evidence.memo["history"] = chosen
-    return chosen
-
-
-def _built(evidence: Evidence) -> ModelAt | None:
-    """The model's last state, with the step where it was first built (its creation)."""
-    history = _history(evidence)
-    if not history:
-        return None
-    built = [at for at in history if at.state.built] or history
-    return ModelAt(built[0].step, history[-1].state)
-
-
-def _compiled(evidence: Evidence) -> ModelAt | None:
-    """The model's last compiled state, with the step where that compilation happened."""
-    compiled = [at for at in _history(evidence) if at.state.compile is not None]
-    if not compiled:
-        return None
-    last = compiled[-1].state
-    first = next(at for at in compiled if at.state.compile == last.compile)
-    return ModelAt(first.step, last)
-
-
 def _trained(evidence: Evidence) -> ModelAt | None:
     """The model's last state, with the step of the training that produced it."""
-    history = _history(evidence)
+    history = model_history(evidence)
     if not history:
         return None
     final = history[-1].state
@@ -130,7 +90,7 @@ def data_loaded(evidence: Evidence) -> Outcome:
 
 
 def model_architecture(evidence: Evidence) -> Outcome:
-    at = _built(evidence)
+    at = created(evidence)
     if at is None:
         return _NO_MODEL
     model = at.state
@@ -141,11 +101,10 @@ def model_architecture(evidence: Evidence) -> Outcome:
             hint="Give the model its input shape with keras.Input(shape=(1,)).",
             cell=at.step.cell,
         )
-    params = sum(int(w.size) for w in model.weights)
+    one_unit, params = one_unit_on_one_input(model)
     dense = [layer for layer in model.layers if layer.class_name == "Dense"]
-    kernel_shape = dense[0].weights[0].shape if len(dense) == 1 and dense[0].weights else None
     numbers = {"parameters": float(params)}
-    if params == 2 and kernel_shape == (1, 1):
+    if one_unit:
         return Outcome(
             True,
             "One Dense unit on one input: 2 parameters, the slope and the intercept.",
@@ -163,21 +122,11 @@ def model_architecture(evidence: Evidence) -> Outcome:
     )
 
 
-def _output_activation(model: ModelState) -> str:
-    """The activation the model's output goes through last ('none' without Dense layers)."""
-    for layer in reversed(model.layers):
-        if layer.class_name in ("Dense", "Activation"):
-            name = activation_name(layer.config)
-            if layer.class_name == "Dense" or name != "linear":
-                return name
-    return "none"
-
-
 def linear_activation(evidence: Evidence) -> Outcome:
-    at = _built(evidence)
+    at = created(evidence)
     if at is None:
         return _NO_MODEL
-    name = _output_activation(at.state)
+    name = output_activation(at.state)
     if name == "linear":
         return Outcome(
             True,
@@ -208,21 +157,11 @@ def _bends(activation: str) -> str:
     return effects.get(activation, "bends the line")
 
 
-def _loss_name(loss: object) -> str:
-    """The loss's normalised name, whether given as a string, a function or a class."""
-    if isinstance(loss, dict):
-        config = loss.get("config")
-        if loss.get("class_name") == "function" and isinstance(config, str):
-            return config.lower()
-        return str(loss.get("class_name", "")).lower()
-    return str(loss).lower()
-
-
 def mse_loss(evidence: Evidence) -> Outcome:
-    at = _compiled(evidence)
+    at = compiled(evidence)
     if at is None or at.state.compile is None:
         return _NOT_COMPILED
-    name = _loss_name(at.state.compile.get("loss"))
+    name, _ = loss_name(at.state.compile.get("loss"))
     if name in MSE_NAMES:
         return Outcome(True, "The model is compiled with mean squared error.", cell=at.step.cell)
     return Outcome(
@@ -253,12 +192,12 @@ def _optimizer(model: ModelState) -> tuple[str, float | None]:
 
 def _fit_hint(evidence: Evidence, model: ModelState) -> str:
     """Why a trained line may still fit badly, most likely cause first."""
-    activation = _output_activation(model)
+    activation = output_activation(model)
     if activation != "linear":
         return f"Remove the {activation!r} activation: it keeps the output from being a line."
-    compiled = _compiled(evidence)
-    if compiled and compiled.state.compile:
-        loss = _loss_name(compiled.state.compile.get("loss"))
+    at = compiled(evidence)
+    if at and at.state.compile:
+        loss, _ = loss_name(at.state.compile.get("loss"))
         if loss not in MSE_NAMES:
             return f"Train with loss='mean_squared_error' instead of {loss!r}."
     steps = model.iterations or 0
