@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -28,10 +30,42 @@ from graders.result import Result
 from graders.validate import junit_xml
 from graders.validate import validate as validate_exercises
 
+Command = TypeVar("Command", bound=Callable[..., Any])
+
 EXIT_OK = 0
 EXIT_BELOW_THRESHOLD = 1
 EXIT_USAGE = 2
 EXIT_HARNESS = 3
+
+
+def run_options(command: Command) -> Command:
+    """The options of how one notebook runs, shared by every command that grades."""
+    for option in reversed(
+        [
+            click.option(
+                "--data",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="CSV to run the notebooks against instead of the exercise's own data.",
+            ),
+            click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=1),
+                default=DEFAULT_CELL_TIMEOUT,
+                show_default=True,
+                help="Seconds one cell may run.",
+            ),
+            click.option(
+                "--deadline",
+                type=click.FloatRange(min=1),
+                default=DEFAULT_NOTEBOOK_DEADLINE,
+                show_default=True,
+                help="Seconds one notebook may run.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 @click.group()
@@ -60,28 +94,9 @@ def main(verbose: int) -> None:
 )
 @click.option(
     "--exercise",
-    help="Exercise whose rubric applies (default: the one named like NOTEBOOK, else the only one).",
+    help="Exercise whose rubric applies (default: told from the notebook's name or data).",
 )
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CSV to run the notebook against instead of the exercise's own data.",
-)
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_CELL_TIMEOUT,
-    show_default=True,
-    help="Seconds one cell may run.",
-)
-@click.option(
-    "--deadline",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_NOTEBOOK_DEADLINE,
-    show_default=True,
-    help="Seconds the whole notebook may run.",
-)
+@run_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result to stdout.")
 @click.option(
     "--fail-under",
@@ -226,26 +241,7 @@ def validate(
     help="Folder for the gradebook, reports, grades.csv and summary.html.",
 )
 @click.option("--exercise", help="Exercise whose rubric applies (default: told by file names).")
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CSV to run the notebooks against instead of the exercise's own data.",
-)
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_CELL_TIMEOUT,
-    show_default=True,
-    help="Seconds one cell may run.",
-)
-@click.option(
-    "--deadline",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_NOTEBOOK_DEADLINE,
-    show_default=True,
-    help="Seconds one notebook may run.",
-)
+@run_options
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
