@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import statistics
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -191,8 +192,9 @@ def _plan(collection: Collection, options: GradeOptions) -> list[Planned]:
     """A job and a gradebook key per submission; checks exercise and data once, up front."""
     plan = []
     settings: dict[str, tuple[str, DataFile | None]] = {}
+    told = {s.path: _exercise_of(s, options) for s in collection.submissions}
     for submission in collection.submissions:
-        exercise = _exercise_of(submission, options)
+        exercise = told[submission.path] or _the_batchs_exercise(told, submission)
         if exercise.name not in settings:
             settings[exercise.name] = _settings(exercise, options)
         fingerprint, data = settings[exercise.name]
@@ -217,18 +219,40 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _exercise_of(submission: Submission, options: GradeOptions) -> Exercise:
-    """The exercise a submission is for: as asked, else as its uploaded file is named.
+def _exercise_of(submission: Submission, options: GradeOptions) -> Exercise | None:
+    """The exercise a submission is for: as asked, else as its uploaded file is named,
+    else as its content tells; None when nothing tells.
 
     An LMS numbers a student's repeated uploads (``classification-1.ipynb``); the
     number does not hide the exercise's name.
     """
+    if options.exercise is not None:
+        return get_exercise(options.exercise)
     original = Path(submission.original or submission.path.name)
-    if options.exercise is None:
-        unnumbered = _UPLOAD_COPY.sub("", original.stem)
-        if unnumbered != original.stem and unnumbered in exercise_names():
-            return get_exercise(unnumbered)
-    return find_exercise(options.exercise, original)
+    unnumbered = _UPLOAD_COPY.sub("", original.stem)
+    if unnumbered in exercise_names():
+        return get_exercise(unnumbered)
+    try:
+        return find_exercise(None, submission.path)
+    except UsageError:
+        return None
+
+
+def _the_batchs_exercise(told: dict[Path, Exercise | None], submission: Submission) -> Exercise:
+    """For a submission that does not tell its exercise: the one most of the batch is for.
+
+    Raises:
+        UsageError: No submission of the batch tells its exercise.
+    """
+    names = Counter(e.name for e in told.values() if e is not None)
+    if not names:
+        raise UsageError(
+            f"cannot tell which exercise {submission.path.name} and the rest of the batch are for",
+            advice=f"Pass --exercise with one of: {', '.join(exercise_names())}.",
+        )
+    name = names.most_common(1)[0][0]
+    log.info("%s does not tell its exercise; grading it as %s", submission.path.name, name)
+    return get_exercise(name)
 
 
 def _settings(exercise: Exercise, options: GradeOptions) -> tuple[str, DataFile | None]:

@@ -158,8 +158,8 @@ def _summarise(console: Console, result: Result, json_path: Path, html_path: Pat
             )
         for cell in result.problems:
             console.print(
-                f"  [yellow]![/] cell {cell.index + 1}: {cell.status} "
-                f"{escape(cell.error_name or '')} {escape(cell.message or '')}"
+                f"  [yellow]![/] cell {cell.index + 1}: "
+                + escape(" ".join(filter(None, [cell.status, cell.error_name, cell.message])))
             )
     else:
         label = "could not be graded" if result.status == "error" else "is not gradable"
@@ -183,7 +183,7 @@ def _fail(console: Console, message: str) -> None:
 )
 def assign(names: tuple[str, ...], root: Path | None) -> None:
     """Write exercises/NAME.ipynb from reference/NAME.ipynb (every exercise by default)."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         for exercise in [get_exercise(n, root) for n in names or exercise_names(root)]:
             changed = write_student_version(exercise)
@@ -214,7 +214,7 @@ def validate(
     names: tuple[str, ...], data: Path | None, junit_path: Path | None, root: Path | None
 ) -> None:
     """Check that every reference earns full marks and every exercise is in sync."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         findings = validate_exercises(list(names), data=data, root=root)
     except KgradeError as err:
@@ -276,7 +276,7 @@ def batch(
     quiet: bool,
 ) -> None:
     """Grade every submission in INPUTS (folders, LMS zip archives or notebooks)."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     progress = None
     if not quiet:
         progress = BarProgress(console) if console.is_terminal else LineProgress(console)

@@ -62,7 +62,10 @@ def validate(
         if data is not None and data.name == exercise.rubric.data_file:
             datasets.append(data)
         for dataset in datasets:
-            findings += _reference_findings(exercise, dataset, options)
+            label = f"reference on {dataset.name}"
+            if dataset is not exercise.data:
+                label = f"reference on --data {dataset.name}"
+            findings += _reference_findings(exercise, dataset, options, label)
         findings.append(_untouched_finding(exercise, options))
     return findings
 
@@ -99,9 +102,10 @@ def _sync_finding(exercise: Exercise) -> Finding:
     return Finding(exercise.name, "exercise in sync", ok, message)
 
 
-def _reference_findings(exercise: Exercise, dataset: Path, options: GradeOptions) -> list[Finding]:
+def _reference_findings(
+    exercise: Exercise, dataset: Path, options: GradeOptions, label: str
+) -> list[Finding]:
     result = grade(exercise.reference, replace(options, data=dataset)).result
-    label = f"reference on {dataset.name}"
     if result.status != "graded":
         return [Finding(exercise.name, label, False, result.message or result.status)]
     return [

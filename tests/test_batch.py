@@ -329,3 +329,29 @@ def test_a_dask_local_cluster_gives_the_same_scores_as_the_local_pool(
     }
     for row in outcome.rows:
         assert comparable(row) == comparable(folder_rows[row.student])
+
+
+@pytest.mark.slow
+def test_a_submission_that_does_not_tell_its_exercise_is_graded_as_the_rest_of_the_batch(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "class"
+    folder.mkdir()
+    # Reads a misspelt data file: nothing in it names the exercise.
+    shutil.copyfile(
+        REFERENCE.parent.parent / "tests" / "notebooks" / "name_error_after_failed_load.ipynb",
+        folder / "alice.ipynb",
+    )
+    shutil.copyfile(CASES / "html_saved_as_ipynb.ipynb", folder / "bob.ipynb")
+    outcome = grade_batch(
+        inputs=[folder],
+        out_dir=tmp_path / "out",
+        options=GradeOptions(cell_timeout=30),
+        workers=2,
+    )
+    rows = {row.student: row for row in outcome.rows}
+    assert set(rows) == {"alice", "bob"}
+    assert rows["alice"].status == "graded"
+    assert rows["bob"].status == "ungradable"
+    result = json.loads((tmp_path / "out" / "results" / "alice.json").read_text())
+    assert result["exercise"] == "classification"

@@ -483,6 +483,8 @@ def _split_problem(split: Split, evidence: Evidence) -> str | None:
 
 def weights_reset(evidence: Evidence) -> Outcome:
     lesson = _lesson(evidence)
+    if not lesson.history:
+        return _NO_MODEL
     if lesson.reset is not None:
         return Outcome(
             True,
@@ -545,12 +547,17 @@ def test_accuracy(evidence: Evidence) -> Outcome:
         )
     return Outcome(
         False,
-        f"Retrained: {train:.0%} correct on the training part (at least {low_train:.0%} "
-        f"expected) and {test:.0%} on the test part (at least {low_test:.0%} expected).",
+        f"Retrained: {_against(train, low_train, 'training')}; {_against(test, low_test, 'test')}.",
         hint=_slow_learning_hint(evidence) or "Retrain for 25 epochs from the zeroed weights.",
         cell=cell,
         numbers=numbers,
     )
+
+
+def _against(share: float, low: float, part: str) -> str:
+    """An accuracy on one part of the split, said against its threshold."""
+    verdict = "below" if share < low else "reaching"
+    return f"{share:.0%} correct on the {part} part, {verdict} the {low:.0%} expected"
 
 
 RUBRIC = Rubric(
