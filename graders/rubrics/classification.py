@@ -22,6 +22,7 @@ from graders.rubrics.common import (
     created,
     loss_name,
     model_history,
+    never_built,
     one_unit_on_one_input,
     output_activation,
     same_rows,
@@ -202,12 +203,7 @@ def model_architecture(evidence: Evidence) -> Outcome:
         return _NO_MODEL
     model = at.state
     if not model.built or not model.weights:
-        return Outcome(
-            False,
-            "The model was never built, so it has no weights to count.",
-            hint="Give the model its input shape with keras.Input(shape=(1,)).",
-            cell=at.step.cell,
-        )
+        return never_built(at)
     one_unit, params = one_unit_on_one_input(model)
     dense = [layer for layer in model.layers if layer.class_name == "Dense"]
     if one_unit:

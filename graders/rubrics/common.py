@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graders.forward import activation_name
-from graders.rubric import Evidence
+from graders.rubric import Evidence, Outcome
 from graders.trace import ModelState, Step
 
 PASS_THROUGH_LAYERS = {"InputLayer", "Dropout", "Flatten", "Identity"}
@@ -79,6 +79,16 @@ def loss_name(loss: object) -> tuple[str, bool]:
         from_logits = isinstance(config, dict) and bool(config.get("from_logits"))
         return str(loss.get("class_name", "")).lower(), from_logits
     return str(loss).lower(), False
+
+
+def never_built(at: ModelAt) -> Outcome:
+    """The failure of a check that counts weights, for a model that has none yet."""
+    return Outcome(
+        False,
+        "The model was never built, so it has no weights to count.",
+        hint="Give the model its input shape with keras.Input(shape=(1,)).",
+        cell=at.step.cell,
+    )
 
 
 def one_unit_on_one_input(model: ModelState) -> tuple[bool, int]:
