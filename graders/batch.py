@@ -20,7 +20,7 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -267,6 +267,7 @@ def _settings(exercise: Exercise, options: GradeOptions) -> tuple[str, DataFile 
         "cell_timeout": options.cell_timeout,
         "deadline": options.deadline,
         "with_reference": options.with_reference,
+        "sandbox": asdict(options.sandbox),
     }
     fingerprint = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     data = DataFile(path.name, path.read_bytes()) if options.data is not None else None

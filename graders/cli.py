@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -27,6 +27,7 @@ from graders.options import (
 from graders.progress import BarProgress, LineProgress, print_outcome
 from graders.report import write_report
 from graders.result import Result
+from graders.sandbox import SandboxSettings
 from graders.validate import junit_xml
 from graders.validate import validate as validate_exercises
 
@@ -36,6 +37,30 @@ EXIT_OK = 0
 EXIT_BELOW_THRESHOLD = 1
 EXIT_USAGE = 2
 EXIT_HARNESS = 3
+
+
+def _options(
+    console: Console,
+    exercise: str | None,
+    data: Path | None,
+    seed: int,
+    timeout: float,
+    deadline: float,
+    sandbox_file: Path | None,
+) -> GradeOptions:
+    """The options of one grading run, from the shared command-line options."""
+    try:
+        sandbox = SandboxSettings.from_toml(sandbox_file) if sandbox_file else SandboxSettings()
+    except KgradeError as err:
+        _fail(console, str(err))
+    return GradeOptions(
+        exercise=exercise,
+        data=data,
+        seed=seed,
+        cell_timeout=timeout,
+        deadline=deadline,
+        sandbox=sandbox,
+    )
 
 
 def run_options(command: Command) -> Command:
@@ -61,6 +86,13 @@ def run_options(command: Command) -> Command:
                 default=DEFAULT_NOTEBOOK_DEADLINE,
                 show_default=True,
                 help="Seconds one notebook may run.",
+            ),
+            click.option(
+                "--sandbox",
+                "sandbox_file",
+                type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                help="TOML file whose [sandbox] table tightens or relaxes the kernel's limits "
+                "(see docs/security.md).",
             ),
         ]
     ):
@@ -112,6 +144,7 @@ def grade(
     seed: int,
     timeout: float,
     deadline: float,
+    sandbox_file: Path | None,
     as_json: bool,
     fail_under: float | None,
 ) -> None:
@@ -119,9 +152,7 @@ def grade(
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     if not notebook.exists():
         _fail(console, f"{notebook}: no such file. Check the path of the notebook to grade.")
-    options = GradeOptions(
-        exercise=exercise, data=data, seed=seed, cell_timeout=timeout, deadline=deadline
-    )
+    options = _options(console, exercise, data, seed, timeout, deadline, sandbox_file)
     try:
         graded = grade_notebook(notebook, options)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +200,7 @@ def _summarise(console: Console, result: Result, json_path: Path, html_path: Pat
     console.print(f"Result: {json_path}\nReport: {html_path}")
 
 
-def _fail(console: Console, message: str) -> None:
+def _fail(console: Console, message: str) -> NoReturn:
     console.print(f"[red]error:[/] {escape(message)}")
     sys.exit(EXIT_USAGE)
 
@@ -269,6 +300,7 @@ def batch(
     seed: int,
     timeout: float,
     deadline: float,
+    sandbox_file: Path | None,
     workers: int | None,
     resume: bool,
     scheduler: str | None,
@@ -280,9 +312,7 @@ def batch(
     progress = None
     if not quiet:
         progress = BarProgress(console) if console.is_terminal else LineProgress(console)
-    options = GradeOptions(
-        exercise=exercise, data=data, seed=seed, cell_timeout=timeout, deadline=deadline
-    )
+    options = _options(console, exercise, data, seed, timeout, deadline, sandbox_file)
     try:
         with progress or nullcontext():
             outcome = grade_batch(

@@ -21,6 +21,7 @@ from nbclient.exceptions import DeadKernelError
 from graders.errors import HarnessError
 from graders.kernel import KernelLauncher
 from graders.options import GradeOptions
+from graders.outputs import OutputCap, clip
 from graders.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -75,16 +76,20 @@ async def execute_submission(
     Raises:
         HarnessError: The kernel could not be started or prepared.
     """
+    limits = options.sandbox
+    cap = OutputCap(limits.cell_output_chars, limits.notebook_output_chars, limits.images_per_cell)
     try:
-        km = await launcher.start(workdir=ws.workdir, seed=options.seed, log=ws.root / "kernel.log")
+        km = await launcher.start(ws, seed=options.seed)
+    except HarnessError:
+        raise
     except Exception as err:
         raise HarnessError(
             f"could not start a kernel ({err})", advice="Check that ipykernel is installed."
         ) from err
     try:
-        return await _run_cells(nb, ws, options, km, arrays)
+        return await _run_cells(nb, ws, options, km, arrays, cap)
     finally:
-        await _shutdown(km)
+        await launcher.stop(km)
 
 
 async def _run_cells(
@@ -93,14 +98,16 @@ async def _run_cells(
     options: GradeOptions,
     km: AsyncKernelManager,
     arrays: tuple[str, ...],
+    cap: OutputCap,
 ) -> Execution:
     replies: dict[int, dict[str, Any]] = {}
 
     def remember_reply(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
         replies[cell_index] = execute_reply.get("content", {})
 
-    client = NotebookClient(
+    client = _CappedClient(
         nb,
+        cap,
         km=km,
         allow_errors=True,
         interrupt_on_timeout=True,
@@ -120,7 +127,7 @@ async def _run_cells(
 
 
 async def _run_each_cell(
-    client: NotebookClient,
+    client: _CappedClient,
     km: AsyncKernelManager,
     kc: AsyncKernelClient,
     nb: nbformat.NotebookNode,
@@ -146,6 +153,8 @@ async def _run_each_cell(
             run.error_value = "the kernel stopped while running this cell"
             execution.stopped = "kernel-died"
             break
+        finally:
+            client.cap.finish(run.index, cell.setdefault("outputs", []))
         run.duration_s = time.monotonic() - started
         _record(run, cell, replies.get(run.index), client.timeout)
         log.debug("cell %d: %s in %.1fs", run.index, run.status, run.duration_s)
@@ -194,9 +203,9 @@ def _record(run: CellRun, cell: Any, reply: dict[str, Any] | None, timeout: int)
         run.error_value = f"the cell ran longer than the {timeout} s limit and was stopped"
         return
     run.status = "error"
-    run.error_name = str(reply.get("ename", "Error"))
-    run.error_value = strip_ansi(str(reply.get("evalue", "")))
-    run.traceback = strip_ansi("\n".join(reply.get("traceback", [])))
+    run.error_name = clip(str(reply.get("ename", "Error")), 200)
+    run.error_value = clip(strip_ansi(str(reply.get("evalue", ""))))
+    run.traceback = clip(strip_ansi("\n".join(map(str, reply.get("traceback", [])))))
 
 
 async def _capture(
@@ -231,6 +240,30 @@ async def _capture(
             )
             return True
     return False
+
+
+class _CappedClient(NotebookClient):
+    """nbclient's client, keeping only as much of each cell's output as the cap allows."""
+
+    def __init__(self, nb: nbformat.NotebookNode, cap: OutputCap, **kwargs: Any) -> None:
+        super().__init__(nb, **kwargs)
+        self.cap = cap
+
+    def output(
+        self,
+        outs: list[nbformat.NotebookNode],
+        msg: dict[str, Any],
+        display_id: str | None,
+        cell_index: int,
+    ) -> nbformat.NotebookNode | None:
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None or not outs or outs[-1] is not out:
+            return out
+        kept = self.cap.admit(cell_index, out)
+        # An output with a display id stays where it is: later updates address it by place.
+        if kept is None and display_id is None:
+            outs.pop()
+        return kept
 
 
 class _KernelGone(Exception):
@@ -280,16 +313,6 @@ def _bootstrap_code(ws: Workspace, seed: int, arrays: tuple[str, ...]) -> str:
         "__kgrade_boot()\n"
         "del __kgrade_boot\n"
     )
-
-
-async def _shutdown(km: AsyncKernelManager) -> None:
-    try:
-        if km.has_kernel:
-            await km.shutdown_kernel(now=True)
-    except Exception:  # the kernel may already be gone; never mask the grading result
-        log.warning("kernel shutdown failed", exc_info=True)
-    finally:
-        await km.cleanup_resources()
 
 
 def strip_ansi(text: str) -> str:

@@ -25,6 +25,7 @@ from graders.options import GradeOptions
 from graders.reference import reference_numbers
 from graders.result import CellResult, CheckResult, HarnessFacts, Number, Result
 from graders.rubric import Check, Evidence, Outcome
+from graders.sandbox import describe
 from graders.trace import read_trace
 from graders.workspace import workspace
 
@@ -84,10 +85,11 @@ def grade(
         nb = load_submission(path)
     except UngradableSubmission as err:
         return finish(replace(base, status="ungradable", message=str(err)))
+    launcher = launcher or LocalKernelLauncher(sandbox=options.sandbox)
     try:
-        evidence = _run(
-            nb, dataset, rubric.data_file, options, launcher or LocalKernelLauncher(), rubric.arrays
-        )
+        protections = launcher.protections()
+        base = replace(base, harness=replace(facts, protections=describe(protections)))
+        evidence = _run(nb, dataset, rubric.data_file, options, launcher, rubric.arrays)
         checks = _judge(exercise, evidence, options)
     except HarnessError as err:
         log.error("could not grade %s: %s", path, err)
@@ -99,7 +101,7 @@ def grade(
         )
     figures.update(_figures(evidence.execution))
     facts = replace(
-        facts,
+        base.harness,
         stopped=evidence.execution.stopped,
         trace_problems=[*evidence.execution.capture_problems, *evidence.trace.problems],
     )

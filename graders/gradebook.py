@@ -19,7 +19,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -150,7 +150,7 @@ class Gradebook:
         self, key: Key, result: Result, *, submission: str, lms_id: str | None, attempts: int
     ) -> None:
         """Store ``result`` under ``key`` in one transaction, replacing an earlier one."""
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         values = (
             *(key.student, key.sha256, key.kgrade, key.settings),
             *(submission, lms_id, result.exercise, result.status, result.score),

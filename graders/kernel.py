@@ -1,26 +1,24 @@
 """The one place where a kernel for a submission is started.
 
 Whatever the notebook's own kernelspec says, the submission runs in a Python kernel of
-the grader's own environment, with an environment chosen here. Later protections
-(a sandbox, a pool of warm kernels) plug in by providing another launcher.
+the grader's own environment, inside the sandbox (``graders.sandbox``), with an
+environment chosen here. Other ways to get a kernel plug in by providing another launcher.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
 import json
 import logging
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+
+from graders.sandbox import Protections, Sandbox, SandboxSettings
+from graders.workspace import Workspace
 
 _log = logging.getLogger(__name__)
 
@@ -40,55 +38,89 @@ _KERNEL_ENV = {
 
 
 class KernelLauncher(Protocol):
-    """Starts a kernel for one submission."""
+    """Starts and stops the kernel of one submission."""
 
-    async def start(self, *, workdir: Path, seed: int, log: Path) -> AsyncKernelManager:
-        """Return a started kernel manager whose kernel runs in ``workdir``.
+    async def start(self, ws: Workspace, *, seed: int) -> AsyncKernelManager:
+        """Return a started kernel manager whose kernel runs in ``ws.workdir``.
 
-        The kernel process's own output (start-up noise, crashes) goes to ``log``.
+        The kernel process's own output (start-up noise, crashes) goes to ``ws.log``.
         """
+        ...
+
+    async def stop(self, km: AsyncKernelManager) -> None:
+        """Stop the kernel and everything it started, whatever state it is in."""
+        ...
+
+    def protections(self) -> Protections:
+        """The protections the kernels of this launcher run with."""
         ...
 
 
 class LocalKernelLauncher:
-    """Starts a fresh IPython kernel process per submission."""
+    """Starts a fresh IPython kernel process per submission, inside the sandbox."""
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(
+        self, python: str = sys.executable, sandbox: SandboxSettings | None = None
+    ) -> None:
         self._python = python
+        self._settings = sandbox or SandboxSettings()
+        self._sandbox: Sandbox | None = None
 
-    async def start(self, *, workdir: Path, seed: int, log: Path) -> AsyncKernelManager:
-        specs = KernelSpecManager(kernel_dirs=[str(_kernelspec_dir(self._python))])
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self._settings)
+        return self._sandbox
+
+    def protections(self) -> Protections:
+        return self.sandbox.protections()
+
+    async def start(self, ws: Workspace, *, seed: int) -> AsyncKernelManager:
+        sandbox = self.sandbox
+        sandbox.prepare(ws)
+        specs = KernelSpecManager(kernel_dirs=[str(_write_kernelspec(ws, sandbox, self._python))])
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
-        with log.open("wb") as sink:
+        km.connection_file = str(ws.sockets / "connection.json")
+        if sandbox.isolated:
+            # The kernel has no network: the harness reaches it over Unix sockets.
+            km.transport = "ipc"
+            km.ip = str(ws.sockets / "kernel")
+        with ws.log.open("wb") as sink:
             await km.start_kernel(
-                cwd=str(workdir),
-                env=kernel_environment(seed),
+                cwd=str(ws.workdir),
+                env=sandbox.environment(ws, kernel_environment(seed)),
                 stdout=subprocess.DEVNULL,
                 stderr=sink,
             )
-        _log.debug("started a kernel in %s", workdir)
+        _log.debug("started a kernel in %s", ws.workdir)
         return km
+
+    async def stop(self, km: AsyncKernelManager) -> None:
+        try:
+            if km.has_kernel:
+                await km.shutdown_kernel(now=True)
+        except Exception:  # the kernel may already be gone; never mask the grading result
+            _log.warning("kernel shutdown failed", exc_info=True)
+        finally:
+            await km.cleanup_resources()
+            self.sandbox.kill_leftovers()
 
 
 def kernel_environment(seed: int) -> dict[str, str]:
-    """The environment a submission's kernel starts with."""
-    env = dict(os.environ)
-    env.update(_KERNEL_ENV)
-    env["PYTHONHASHSEED"] = str(seed)
-    return env
+    """What a submission's kernel finds in its environment besides the basics."""
+    return {**_KERNEL_ENV, "PYTHONHASHSEED": str(seed)}
 
 
-@functools.cache
-def _kernelspec_dir(python: str) -> Path:
-    """A kernelspec folder naming ``python``, made once per process and removed at exit."""
-    root = Path(tempfile.mkdtemp(prefix="kgrade-kernelspec-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    spec_dir = root / KERNEL_NAME
-    spec_dir.mkdir()
+def _write_kernelspec(ws: Workspace, sandbox: Sandbox, python: str) -> Path:
+    """A kernelspec folder for this one kernel, in the harness's part of ``ws``."""
+    root = ws.root / "kernelspec"
+    (root / KERNEL_NAME).mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": sandbox.command(ws, python),
         "display_name": "kgrade",
         "language": "python",
+        # Interrupts travel as messages: no signal has to cross the sandbox's walls.
+        "interrupt_mode": "message",
     }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    (root / KERNEL_NAME / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     return root

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from graders.sandbox import SandboxSettings
 
 DEFAULT_SEED = 20181
 DEFAULT_CELL_TIMEOUT = 120.0
@@ -22,6 +24,7 @@ class GradeOptions:
         cell_timeout: Seconds one cell may run before it is interrupted.
         deadline: Seconds the whole notebook may run; later cells are not run.
         with_reference: Put the reference solution's numbers beside the student's.
+        sandbox: Limits and walls around the kernel, and the caps on its output.
     """
 
     exercise: str | None = None
@@ -30,3 +33,4 @@ class GradeOptions:
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     deadline: float = DEFAULT_NOTEBOOK_DEADLINE
     with_reference: bool = True
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)

@@ -65,6 +65,7 @@ class HarnessFacts:
     stopped: str | None = None
     trace_problems: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    protections: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True)

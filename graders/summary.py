@@ -13,7 +13,7 @@ import io
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ def _context(rows: Sequence[Row], collection: Collection) -> dict[str, Any]:
         "collection": collection,
         "histogram": _histogram(scores, max_score) if scores else None,
         "rate_chart": _rate_chart(rates) if rates else None,
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
     }
 

@@ -134,10 +134,16 @@ def test_a_harness_error_is_retried_once_then_recorded_as_an_error_never_a_zero(
 ) -> None:
     tiny_class(tmp_path / "in", 1)
     out = tmp_path / "out"
+    # A broken sandbox tool: it passes kgrade's start-up probe, then fails every kernel.
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "ipykernel_launcher.py").write_text("import sys\nsys.exit(3)\n")
-    env = {**os.environ, "PYTHONPATH": str(broken)}
+    fake = broken / "bwrap"
+    fake.write_text(
+        '#!/bin/sh\nfor last; do :; done\n[ "$last" = true ] && exit 0\n'
+        'echo "bwrap: cannot start" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{broken}:{os.environ['PATH']}"}
     done = subprocess.run(
         batch_command(tmp_path / "in", out),
         capture_output=True,
