@@ -32,7 +32,7 @@ from graders.errors import UsageError
 from graders.exercises import Exercise, exercise_names, find_exercise, get_exercise
 from graders.exports import write_canvas_csv, write_grades_csv
 from graders.gradebook import FILENAME, Gradebook, Key, Row
-from graders.options import GradeOptions
+from graders.options import GradeOptions, Kernels
 from graders.report import write_report
 from graders.summary import write_summary
 
@@ -124,6 +124,7 @@ def grade_batch(
     force: bool = False,
     canvas_csv: bool = False,
     listener: Listener | None = None,
+    kernels: Kernels = "warm",
 ) -> BatchOutcome:
     """Grade every submission in ``inputs`` and write the gradebook, reports and exports.
 
@@ -136,6 +137,10 @@ def grade_batch(
         force: Grade again submissions the gradebook already has a result for.
         canvas_csv: Also write ``canvas.csv`` for the Canvas gradebook import.
         listener: Told when the batch starts and as each submission finishes.
+        kernels: ``warm``: each local worker process forks its kernels from a pool that
+            imported TensorFlow once (falling back to cold ones where it cannot);
+            ``cold``: a fresh kernel process per submission. Results are the same either
+            way, so the choice is not part of what a kept result is kept under.
 
     Raises:
         UsageError: An input is missing or unsafe, nothing in it is a notebook, the
@@ -167,7 +172,9 @@ def grade_batch(
             listener.started(total=len(plan), resumed=len(plan) - len(todo))
         if todo:
             workers = workers or cores()
-            finished = run_jobs((p.job() for p in todo), workers=workers, scheduler=scheduler)
+            finished = run_jobs(
+                (p.job() for p in todo), workers=workers, scheduler=scheduler, kernels=kernels
+            )
             _record(finished, todo, book, out_dir, listener)
         rows = book.rows(p.key for p in plan)
     canvas = _export(rows, collection, out_dir, canvas_csv)

@@ -23,6 +23,7 @@ from graders.options import (
     DEFAULT_NOTEBOOK_DEADLINE,
     DEFAULT_SEED,
     GradeOptions,
+    Kernels,
 )
 from graders.progress import BarProgress, LineProgress, print_outcome
 from graders.report import write_report
@@ -290,6 +291,14 @@ def validate(
     metavar="ADDRESS",
     help="Grade on the Dask cluster of this scheduler (tcp://HOST:PORT) instead of locally.",
 )
+@click.option(
+    "--kernels",
+    type=click.Choice(["warm", "cold"]),
+    default="warm",
+    show_default=True,
+    help="warm: each worker forks kernels from a pool that imported TensorFlow once; "
+    "cold: a fresh kernel process per submission. Same results, same sandbox.",
+)
 @click.option("--canvas-csv", is_flag=True, help="Also write canvas.csv for the Canvas import.")
 @click.option("--quiet", is_flag=True, help="Show no progress, only the final summary.")
 def batch(
@@ -304,6 +313,7 @@ def batch(
     workers: int | None,
     resume: bool,
     scheduler: str | None,
+    kernels: Kernels,
     canvas_csv: bool,
     quiet: bool,
 ) -> None:
@@ -324,6 +334,7 @@ def batch(
                 force=not resume,
                 canvas_csv=canvas_csv,
                 listener=progress,
+                kernels=kernels,
             )
     except KgradeError as err:
         _fail(console, str(err))

@@ -2,9 +2,11 @@
 
 A job carries the notebook's bytes, and the data file's when one was chosen, never a
 path: a Dask worker on another machine needs kgrade installed but no shared file
-system. Either way each submission runs in a fresh kernel of its own, since ``grade``
-starts one per submission. A job that ends in status ``error``, or whose worker died,
-is tried once more before its error stands; a student's result is never retried.
+system. Either way each submission runs in a fresh kernel of its own. A local worker
+process forks its kernels from one warm pool of its own (``graders.warm``) unless cold
+kernels were asked for; a Dask worker starts a cold kernel per submission. A job that
+ends in status ``error``, or whose worker died, is tried once more before its error
+stands; a student's result is never retried.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from typing import Protocol
 from graders import __version__
 from graders.errors import UsageError
 from graders.grade import Graded, grade
-from graders.options import GradeOptions
+from graders.kernel import KernelLauncher
+from graders.options import GradeOptions, Kernels
 from graders.result import HarnessFacts, Result
+from graders.warm import shared_launcher
 
 log = logging.getLogger(__name__)
 
 RETRIES = 1
 DASK_CONNECT_TIMEOUT = 30.0
+
+# Set in each local worker process; a Dask worker keeps cold kernels.
+_worker_kernels: Kernels = "cold"
 
 
 @dataclass(frozen=True)
@@ -82,14 +89,25 @@ def grade_job(job: Job) -> Graded:
             data.parent.mkdir()
             data.write_bytes(job.data.content)
             options = replace(options, data=data)
-        graded = grade(notebook, options)
+        graded = grade(notebook, options, launcher=_launcher(options))
     result = graded.result
     message = result.message.replace(str(notebook), job.name) if result.message else None
     return replace(graded, result=replace(result, submission=job.name, message=message))
 
 
+def _launcher(options: GradeOptions) -> KernelLauncher | None:
+    """This worker process's warm launcher, or None for a cold kernel per submission."""
+    if _worker_kernels != "warm":
+        return None
+    return shared_launcher(options.sandbox, options.seed)
+
+
 def run_jobs(
-    jobs: Iterable[Job], *, workers: int, scheduler: str | None = None
+    jobs: Iterable[Job],
+    *,
+    workers: int,
+    scheduler: str | None = None,
+    kernels: Kernels = "warm",
 ) -> Iterator[Finished]:
     """Grade ``jobs`` in parallel and yield each as it finishes, in no fixed order.
 
@@ -97,10 +115,19 @@ def run_jobs(
     held in memory at once. With ``scheduler`` (a Dask scheduler's address) the jobs go
     to that cluster and ``workers`` is not used.
 
+    Args:
+        jobs: The submissions to grade.
+        workers: Local worker processes grading at once.
+        scheduler: The address of a Dask scheduler to send the jobs to instead.
+        kernels: ``warm``: each local worker forks its kernels from a pool of its own;
+            ``cold``: a fresh kernel process per submission. Dask workers start cold ones.
+
     Raises:
         UsageError: The scheduler cannot be reached, or its workers run another kgrade.
     """
-    backend: Backend = DaskBackend(scheduler) if scheduler else LocalBackend(workers)
+    if scheduler and kernels == "warm":
+        log.info("the Dask workers start a cold kernel per submission")
+    backend: Backend = DaskBackend(scheduler) if scheduler else LocalBackend(workers, kernels)
     waiting = iter(jobs)
     pending: dict[Future[Graded], tuple[Job, int]] = {}
     complete = False
@@ -146,8 +173,9 @@ class Backend(Protocol):
 class LocalBackend:
     """A pool of ``workers`` fresh (spawned) processes, replaced if one of them dies."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, kernels: Kernels = "warm") -> None:
         self._workers = workers
+        self._kernels = kernels
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -155,7 +183,7 @@ class LocalBackend:
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_prepare_worker,
-            initargs=(os.getpid(), _log_levels()),
+            initargs=(os.getpid(), _log_levels(), self._kernels),
         )
 
     def capacity(self) -> int:
@@ -262,8 +290,13 @@ def _log_levels() -> dict[str, int]:
     return levels
 
 
-def _prepare_worker(parent: int, levels: dict[str, int]) -> None:
-    """Set up a pool process: log like the batch, and exit if the batch was killed."""
+def _prepare_worker(parent: int, levels: dict[str, int], kernels: Kernels = "cold") -> None:
+    """Set up a pool process: log like the batch, take its kernels, exit if the batch dies.
+
+    A warm pool's server stops when the worker that started it exits: its stdin closes.
+    """
+    global _worker_kernels
+    _worker_kernels = kernels
     logging.basicConfig(level=levels[""], format="%(levelname)s %(name)s: %(message)s")
     for name, level in levels.items():
         if name:

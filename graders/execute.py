@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ CellStatus = Literal["ok", "error", "timeout", "not-run"]
 
 SETUP_TIMEOUT = 180.0
 PROBE_TIMEOUT = 60.0
+START_ATTEMPTS = 2  # a kernel that dies before it answers is started once more
 TIMEOUT_ERROR = "CellTimeoutError"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -60,6 +63,7 @@ class Execution:
     stopped: str | None = None
     captures: dict[int, str] = field(default_factory=dict)
     capture_problems: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 async def execute_submission(
@@ -78,52 +82,90 @@ async def execute_submission(
     """
     limits = options.sandbox
     cap = OutputCap(limits.cell_output_chars, limits.notebook_output_chars, limits.images_per_cell)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        started = time.monotonic()
+        km = await _start_kernel(launcher, ws, options.seed)
+        client = _client(nb, km, cap)
+        try:
+            kc = cast(AsyncKernelClient, await client.async_start_new_kernel_client())
+        except (RuntimeError, TimeoutError) as err:
+            # No student code has run yet: starting again changes nothing about the grade.
+            await launcher.stop(km)
+            output = _log_tail(ws)
+            if attempt == START_ATTEMPTS:
+                raise HarnessError(
+                    f"the kernel died while starting ({err}){output}",
+                    advice="Grade the submission again; if it keeps failing, check that "
+                    "ipykernel and TensorFlow import in kgrade's Python.",
+                ) from err
+            log.warning("the kernel died while starting (%s), starting another%s", err, output)
+            continue
+        try:
+            return await _run_cells(client, nb, ws, options, km, kc, arrays, started)
+        finally:
+            kc.stop_channels()
+            await launcher.stop(km)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _start_kernel(launcher: KernelLauncher, ws: Workspace, seed: int) -> AsyncKernelManager:
     try:
-        km = await launcher.start(ws, seed=options.seed)
+        return await launcher.start(ws, seed=seed)
     except HarnessError:
         raise
     except Exception as err:
         raise HarnessError(
             f"could not start a kernel ({err})", advice="Check that ipykernel is installed."
         ) from err
+
+
+def _log_tail(ws: Workspace, limit: int = 2000) -> str:
+    """The end of what the kernel process wrote, to say why it died; empty if nothing."""
     try:
-        return await _run_cells(nb, ws, options, km, arrays, cap)
-    finally:
-        await launcher.stop(km)
+        text = ws.log.read_bytes()[-limit:].decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    return f"; the kernel's last output: {text}" if text else ""
 
 
-async def _run_cells(
-    nb: nbformat.NotebookNode,
-    ws: Workspace,
-    options: GradeOptions,
-    km: AsyncKernelManager,
-    arrays: tuple[str, ...],
-    cap: OutputCap,
-) -> Execution:
-    replies: dict[int, dict[str, Any]] = {}
-
-    def remember_reply(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        replies[cell_index] = execute_reply.get("content", {})
-
-    client = _CappedClient(
+def _client(nb: nbformat.NotebookNode, km: AsyncKernelManager, cap: OutputCap) -> _CappedClient:
+    return _CappedClient(
         nb,
         cap,
         km=km,
         allow_errors=True,
         interrupt_on_timeout=True,
         error_on_timeout={"ename": TIMEOUT_ERROR, "evalue": "", "traceback": []},
-        on_cell_executed=remember_reply,
         iopub_timeout=10,
         # nbclient's stream coalescing takes quadratic time on one very long line.
         coalesce_streams=False,
         shutdown_kernel="immediate",
     )
-    kc = cast(AsyncKernelClient, await client.async_start_new_kernel_client())
-    try:
-        await _run_hidden(kc, _bootstrap_code(ws, options.seed, arrays), SETUP_TIMEOUT, "prepare")
-        return await _run_each_cell(client, km, kc, nb, options, replies)
-    finally:
-        kc.stop_channels()
+
+
+async def _run_cells(
+    client: _CappedClient,
+    nb: nbformat.NotebookNode,
+    ws: Workspace,
+    options: GradeOptions,
+    km: AsyncKernelManager,
+    kc: AsyncKernelClient,
+    arrays: tuple[str, ...],
+    started: float,
+) -> Execution:
+    replies: dict[int, dict[str, Any]] = {}
+
+    def remember_reply(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        replies[cell_index] = execute_reply.get("content", {})
+
+    client.on_cell_executed = remember_reply
+    ready = time.monotonic()
+    await _prepare(kc, _bootstrap_code(ws, options.seed, arrays))
+    prepared = time.monotonic()
+    execution = await _run_each_cell(client, km, kc, nb, ws, options, replies)
+    execution.timings["kernel_start_s"] = round(ready - started, 3)
+    execution.timings["setup_s"] = round(prepared - ready, 3)
+    return execution
 
 
 async def _run_each_cell(
@@ -131,6 +173,7 @@ async def _run_each_cell(
     km: AsyncKernelManager,
     kc: AsyncKernelClient,
     nb: nbformat.NotebookNode,
+    ws: Workspace,
     options: GradeOptions,
     replies: dict[int, dict[str, Any]],
 ) -> Execution:
@@ -138,6 +181,7 @@ async def _run_each_cell(
     runs = [CellRun(index=i) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     execution = Execution(cells=runs)
     deadline = time.monotonic() + options.deadline
+    capture_s = 0.0
     for step, run in enumerate(runs, start=1):
         remaining = deadline - time.monotonic()
         if remaining <= 1:
@@ -163,9 +207,15 @@ async def _run_each_cell(
             execution.stopped = "kernel-died"
             break
         wait = min(PROBE_TIMEOUT, max(5.0, deadline - time.monotonic()))
-        if not await _capture(km, kc, execution, step, run.index, wait):
+        capture_started = time.monotonic()
+        captured = await _capture(km, kc, execution, step, run.index, wait)
+        # Out of the kernel's reach before any more student code runs.
+        take_step(ws, step)
+        capture_s += time.monotonic() - capture_started
+        if not captured:
             execution.stopped = "unresponsive" if await km.is_alive() else "kernel-died"
             break
+    execution.timings["capture_s"] = round(capture_s, 3)
     for run in runs:
         if run.status == "not-run" and run.reason is None and execution.stopped:
             run.reason = execution.stopped
@@ -242,6 +292,20 @@ async def _capture(
     return False
 
 
+def take_step(ws: Workspace, step: int) -> None:
+    """Move the files of trace ``step`` from the kernel's trace folder to the harness's own.
+
+    Only regular files move: a link planted by the notebook is left where it is.
+    """
+    for suffix in (".json", ".npz"):
+        source = ws.trace_dir / f"step-{step:04d}{suffix}"
+        try:
+            if stat.S_ISREG(source.lstat().st_mode):
+                os.replace(source, ws.captured / source.name)
+        except FileNotFoundError:
+            continue
+
+
 class _CappedClient(NotebookClient):
     """nbclient's client, keeping only as much of each cell's output as the cap allows."""
 
@@ -298,6 +362,17 @@ async def _run_hidden(kc: AsyncKernelClient, code: str, timeout: float, what: st
             f"{strip_ansi(str(content.get('evalue')))}",
             advice="This is a problem of the grader's installation, not of the submission.",
         )
+
+
+async def _prepare(kc: AsyncKernelClient, code: str) -> None:
+    """Seed the kernel and install the probe, once more if a stray interrupt cut it short."""
+    try:
+        await _run_hidden(kc, code, SETUP_TIMEOUT, "prepare")
+    except HarnessError as err:
+        if "KeyboardInterrupt" not in err.detail:
+            raise
+        log.warning("preparing the kernel was interrupted; preparing it again")
+        await _run_hidden(kc, code, SETUP_TIMEOUT, "prepare")
 
 
 def _bootstrap_code(ws: Workspace, seed: int, arrays: tuple[str, ...]) -> str:

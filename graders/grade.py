@@ -15,7 +15,7 @@ import nbformat
 
 from graders import __version__
 from graders.dataset import Dataset, load_dataset
-from graders.errors import HarnessError, UngradableSubmission
+from graders.errors import HarnessError, UngradableSubmission, UsageError
 from graders.execute import CellRun, Execution, execute_submission
 from graders.exercises import Exercise, find_exercise
 from graders.hints import hint_for
@@ -85,6 +85,13 @@ def grade(
         nb = load_submission(path)
     except UngradableSubmission as err:
         return finish(replace(base, status="ungradable", message=str(err)))
+    except UsageError:
+        raise
+    except Exception as err:  # a bug in kgrade must not read as the student's zero
+        log.exception("could not load %s", path)
+        return finish(
+            replace(base, status="error", message=f"kgrade failed: {type(err).__name__}: {err}")
+        )
     launcher = launcher or LocalKernelLauncher(sandbox=options.sandbox)
     try:
         protections = launcher.protections()
@@ -104,6 +111,7 @@ def grade(
         base.harness,
         stopped=evidence.execution.stopped,
         trace_problems=[*evidence.execution.capture_problems, *evidence.trace.problems],
+        timings=dict(evidence.execution.timings),
     )
     return finish(
         replace(
@@ -124,9 +132,9 @@ def _run(
     launcher: KernelLauncher,
     arrays: tuple[str, ...],
 ) -> Evidence:
-    with workspace(dataset.path, data_file) as ws:
+    with workspace(dataset.path, data_file, base=launcher.workspace_base()) as ws:
         execution = asyncio.run(execute_submission(nb, ws, options, launcher, arrays=arrays))
-        trace = read_trace(ws.trace_dir, execution.captures)
+        trace = read_trace(ws.captured, execution.captures)
     return Evidence(notebook=nb, execution=execution, trace=trace, dataset=dataset)
 
 

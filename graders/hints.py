@@ -82,6 +82,37 @@ ERROR_HINTS: tuple[ErrorHint, ...] = (
         "`raise NotImplementedError()` with your code.",
     ),
     ErrorHint(
+        "MemoryError",
+        r"",
+        "This cell asked for more memory than a notebook may use while grading. Look for "
+        "a huge array (check its shape) or a list that grows in a loop without end.",
+    ),
+    ErrorHint(
+        None,
+        r"Resource temporarily unavailable|can't start new thread",
+        "The notebook started more processes or threads than grading allows. The lesson "
+        "needs no extra processes: remove os.fork, subprocess or threading code.",
+    ),
+    ErrorHint(
+        None,
+        r"Network is unreachable|Temporary failure in name resolution|Name or service not "
+        r"known|No address associated|Connection refused|Errno 101",
+        "There is no network while grading: the notebook cannot download or connect to "
+        "anything. Use the dataset the grader provides and the lesson's packages.",
+    ),
+    ErrorHint(
+        None,
+        r"File too large|Errno 27",
+        "The notebook wrote a file larger than grading allows. The lesson needs to write "
+        "no files at all.",
+    ),
+    ErrorHint(
+        None,
+        r"Read-only file system|Permission denied|Operation not permitted",
+        "While grading, the notebook may only write in its own working folder and the "
+        "temporary folder, and may not touch other processes. The lesson needs neither.",
+    ),
+    ErrorHint(
         TIMEOUT_ERROR,
         r"",
         "This cell ran past the time limit and was stopped. Look for a loop that never "

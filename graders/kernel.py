@@ -55,6 +55,10 @@ class KernelLauncher(Protocol):
         """The protections the kernels of this launcher run with."""
         ...
 
+    def workspace_base(self) -> Path | None:
+        """Where the workspaces of this launcher's kernels must be made; None: anywhere."""
+        ...
+
 
 class LocalKernelLauncher:
     """Starts a fresh IPython kernel process per submission, inside the sandbox."""
@@ -74,6 +78,9 @@ class LocalKernelLauncher:
 
     def protections(self) -> Protections:
         return self.sandbox.protections()
+
+    def workspace_base(self) -> Path | None:
+        return None
 
     async def start(self, ws: Workspace, *, seed: int) -> AsyncKernelManager:
         sandbox = self.sandbox

@@ -55,7 +55,7 @@ def _read_bytes(path: Path) -> bytes:
         raise UngradableSubmission("the file is empty", path=path, advice=_DOWNLOAD_ADVICE)
     if size > MAX_NOTEBOOK_BYTES:
         raise UngradableSubmission(
-            f"the file is {size // (1024 * 1024)} MB, over the "
+            f"the file is {size / (1024 * 1024):.1f} MB, over the "
             f"{MAX_NOTEBOOK_BYTES // (1024 * 1024)} MB limit",
             path=path,
             advice="Clear all outputs (Edit > Clear Outputs of All Cells), save, and submit again.",
@@ -88,6 +88,12 @@ def _parse_json(text: str, path: Path) -> Any:
         )
     try:
         return json.loads(text)
+    except RecursionError:
+        raise UngradableSubmission(
+            "the file's JSON is nested too deeply to be a notebook",
+            path=path,
+            advice=_DOWNLOAD_ADVICE,
+        ) from None
     except json.JSONDecodeError as err:
         raise UngradableSubmission(
             f"the file is not valid notebook JSON ({err.msg} at line {err.lineno}, "

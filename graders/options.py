@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from graders.sandbox import SandboxSettings
 
 DEFAULT_SEED = 20181
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_NOTEBOOK_DEADLINE = 600.0
+
+# How a batch's local workers get their kernels: forked from a warm pool, or started cold.
+Kernels = Literal["warm", "cold"]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 _savez = np.savez
 _asarray = np.asarray
 _dumps = json.dumps
+_loads = json.loads
 _replace = os.replace
 _open = open
 
@@ -43,6 +44,9 @@ class Probe:
         self.arrays = arrays
         self._layer_get_weights: Any = None
         self._model_class: Any = None
+        self._compile_config: Any = None
+        self._count_params: Any = None
+        self._configs: dict[type, Any] = {}
 
     def setup(self) -> None:
         random.seed(self.seed)
@@ -56,6 +60,12 @@ class Probe:
         tf.config.experimental.enable_op_determinism()
         self._layer_get_weights = keras.layers.Layer.get_weights
         self._model_class = keras.Model
+        # What models and layers say about themselves comes from Keras's own methods as
+        # they were before any student code ran: patching a class later changes nothing.
+        self._compile_config = keras.Model.get_compile_config
+        self._count_params = keras.Model.count_params
+        classes: list[Any] = [c for c in vars(keras.layers).values() if isinstance(c, type)]
+        self._configs = {c: c.get_config for c in classes if issubclass(c, keras.layers.Layer)}
 
     def capture(self, step: int, cell: int, token: str) -> None:
         record: dict[str, Any] = {
@@ -120,13 +130,13 @@ class Probe:
             "iterations": None,
         }
         if built:
-            entry["params"] = int(model.count_params())
+            entry["params"] = int(self._count_params(model))
         if built and entry["params"] <= MAX_MODEL_PARAMS:
             for li, layer in enumerate(model.layers):
                 entry["layers"].append(self._layer_entry(layer, f"m{index}/l{li}", blobs))
         entry["compiled"] = bool(getattr(model, "compiled", False))
         if entry["compiled"]:
-            entry["compile"] = _jsonable(model.get_compile_config())
+            entry["compile"] = _jsonable(self._compile_config(model))
             optimizer = getattr(model, "optimizer", None)
             if optimizer is not None:
                 entry["iterations"] = int(_asarray(optimizer.iterations))
@@ -140,9 +150,16 @@ class Probe:
             weights.append(key)
         return {
             "class_name": type(layer).__name__,
-            "config": _jsonable(layer.get_config()),
+            "config": _jsonable(self._layer_config(layer)),
             "weights": weights,
         }
+
+    def _layer_config(self, layer: Any) -> Any:
+        """The layer's config from the nearest Keras class's own ``get_config``."""
+        for cls in type(layer).__mro__:
+            if cls in self._configs:
+                return self._configs[cls](layer)
+        return {}
 
     def _capture_frames(
         self, namespace: dict[str, Any], record: dict[str, Any], blobs: dict[str, np.ndarray]
@@ -218,4 +235,4 @@ def _numeric(value: Any) -> np.ndarray | None:
 
 def _jsonable(value: Any) -> Any:
     """``value`` with tuples as lists and anything else unknown as its string."""
-    return json.loads(_dumps(value, default=str))
+    return _loads(_dumps(value, default=str))

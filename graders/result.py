@@ -66,6 +66,7 @@ class HarnessFacts:
     trace_problems: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     protections: dict[str, list[str]] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

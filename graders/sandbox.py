@@ -11,6 +11,10 @@ Student code is untrusted. Every kernel runs:
   (everything it started dies with it) and its own view of the file system, which holds the
   Python environment read-only and the submission's working folders, nothing else.
 
+A warm kernel (``graders.warm``) gets the same: its fork server runs inside the same walls,
+around the pool's folders instead of one workspace's, and each kernel it forks applies the
+limits and drops to the user itself (:meth:`Sandbox.restrictions`).
+
 The settings live in :class:`SandboxSettings`; an instructor changes them in the
 ``[sandbox]`` table of a TOML file. What was actually active is recorded in every result.
 """
@@ -21,17 +25,18 @@ import functools
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from graders import walls
 from graders.errors import HarnessError, UsageError
-from graders.workspace import Workspace
+from graders.forkserver.wire import ChildRestrictions
+from graders.walls import bubblewrap
+from graders.workspace import PoolFolders, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +213,17 @@ class Sandbox:
         # it may pass through, not list it.
         ws.root.chmod(0o711)
 
+    def prepare_pool(self, pool: PoolFolders) -> None:
+        """Set the modes of a warm pool's folders before its server starts.
+
+        The kernels' user may pass through the pool to its workspace and read the server's
+        code, nothing else of the pool.
+        """
+        if self.uid is not None:
+            for folder in (pool.root, pool.work):
+                folder.chmod(0o711)
+            _open_tree(pool.code)
+
     def command(self, ws: Workspace, python: str) -> list[str]:
         """The kernelspec ``argv`` that starts the kernel inside the sandbox."""
         spec = json.dumps(
@@ -219,16 +235,59 @@ class Sandbox:
             return kernel
         return [self.bwrap, *self._walls(ws, python), "--", *kernel]
 
+    def server_command(self, pool: PoolFolders, python: str, argv: list[str]) -> list[str]:
+        """The command line of a warm pool's fork server, inside the walls when isolated.
+
+        The server sees the pool's ``work`` folder read-write and its ``code`` read-only,
+        at their own paths; ``scratch`` is its /tmp and /dev/shm and holds its HOME. It
+        stays root when the grader is root: each kernel it forks walls itself in further
+        (its workspace's folders only, its own /tmp) and drops to the sandbox's user
+        itself. It is not tied to the thread that starts it, as ``--die-with-parent``
+        would: it stops when the grader closes its stdin, or dies, and the sandbox's
+        process namespace, whose init it is, ends with it.
+        """
+        server = [python, "-P", "-m", "graders.forkserver", *argv]
+        if self.bwrap is None:
+            return server
+        args = walls.namespaces(
+            own_user=self.uid is None, network=self.settings.allow_network, die_with_parent=False
+        )
+        # The server is the namespace's init: when it ends, for whatever reason, the Linux
+        # kernel kills every process left in the namespace; and no kernel can signal it.
+        args.append("--as-pid-1")
+        args += walls.system(python, pool.scratch)
+        args += walls.own_folders([pool.work], [pool.code])
+        args += walls.hide_grader(read_only=True)
+        # Nothing a kernel writes outside its workspace may outlast it.
+        args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(pool.work)]
+        return [self.bwrap, *args, "--", *server]
+
+    def restrictions(self) -> ChildRestrictions:
+        """What each kernel a warm pool's server forks applies to itself, as cold ones do."""
+        return ChildRestrictions(limits=self.settings.limits(), uid=self.uid, walls=self.isolated)
+
     def environment(self, ws: Workspace, base: dict[str, str]) -> dict[str, str]:
         """The whole environment of the kernel: ``base`` plus what a process needs."""
+        return self._environment(ws.home, ws.tmp, base)
+
+    def server_environment(self, pool: PoolFolders, base: dict[str, str]) -> dict[str, str]:
+        """The whole environment of a warm pool's fork server, which finds its code in the pool.
+
+        Its HOME lies in its /tmp, which no kernel sees (each has its workspace's): what
+        libraries write there while the server imports them stays the server's.
+        """
+        home = Path("/tmp/home") if self.isolated else pool.scratch / "home"
+        return {**self._environment(home, pool.scratch, base), "PYTHONPATH": str(pool.code)}
+
+    def _environment(self, home: Path, tmp: Path, base: dict[str, str]) -> dict[str, str]:
         bin_dir = str(Path(sys.executable).parent)
         return {
             "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(ws.home),
-            "TMPDIR": "/tmp" if self.isolated else str(ws.tmp),
+            "HOME": str(home),
+            "TMPDIR": "/tmp" if self.isolated else str(tmp),
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
-            "MPLCONFIGDIR": str(ws.home / ".matplotlib"),
+            "MPLCONFIGDIR": str(home / ".matplotlib"),
             **base,
         }
 
@@ -250,51 +309,13 @@ class Sandbox:
             log.warning("could not sweep the processes of user %s", self.uid, exc_info=True)
 
     def _walls(self, ws: Workspace, python: str) -> list[str]:
-        args = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += ["--unshare-cgroup-try", "--hostname", "kgrade"]
-        if self.uid is None:
-            args.append("--unshare-user")
-        if not self.settings.allow_network:
-            args.append("--unshare-net")
-        for top in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-            if os.path.islink(top):
-                args += ["--symlink", os.readlink(top), top]
-            elif os.path.isdir(top):
-                args += ["--ro-bind", top, top]
-        prefixes = _python_prefixes(python)
-        args += _folders_above(prefixes)
-        for prefix in prefixes:
-            args += ["--ro-bind", prefix, prefix]
-        args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
-        args += ["--bind", str(ws.tmp), "/tmp", "--bind", str(ws.tmp), "/dev/shm"]
-        own = [str(f) for f in (ws.course, ws.home, ws.sockets, ws.trace_dir)]
-        args += _folders_above(own)
-        for folder in own:
-            args += ["--bind", folder, folder]
-        for hidden in _grader_folders():
-            args += ["--tmpfs", hidden]
-        args += ["--chdir", str(ws.workdir)]
-        return args
-
-
-@functools.cache
-def bubblewrap() -> str | None:
-    """The path of a ``bwrap`` that can create the namespaces kgrade needs, else None."""
-    found = shutil.which("bwrap")
-    if found is None:
-        return None
-    probe = [found, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "--", "true"]
-    if os.geteuid() != 0:
-        probe.insert(1, "--unshare-user")
-    try:
-        done = subprocess.run(probe, capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError) as err:
-        log.warning("bubblewrap at %s cannot run: %s", found, err)
-        return None
-    if done.returncode != 0:
-        log.warning("bubblewrap cannot create namespaces here: %s", done.stderr.decode()[-300:])
-        return None
-    return found
+        args = walls.namespaces(
+            own_user=self.uid is None, network=self.settings.allow_network, die_with_parent=True
+        )
+        args += walls.system(python, ws.tmp)
+        args += walls.own_folders(kernel_folders(ws))
+        args += walls.hide_grader()
+        return [*args, "--chdir", str(ws.workdir)]
 
 
 @functools.cache
@@ -325,39 +346,26 @@ def _warn_once_without_isolation() -> None:
     )
 
 
-def _python_prefixes(python: str) -> list[str]:
-    """Folders the kernel's Python needs: its environment and the installation below it."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    candidates.add(str(Path(os.path.realpath(python)).parent.parent))
-    candidates.add(str(Path(python).parent.parent))
-    real = sorted({os.path.realpath(c) for c in candidates} | candidates)
-    # Nested prefixes are covered by their parent.
-    kept = [p for p in real if not any(p != q and p.startswith(q + os.sep) for q in real)]
-    return [p for p in kept if os.path.isdir(p) and p not in ("/", "/usr")]
-
-
-def _folders_above(paths: list[str]) -> list[str]:
-    """Arguments creating the folders above ``paths`` so that any user may pass through."""
-    above: list[str] = []
-    for path in paths:
-        for parent in reversed(Path(path).parents[:-1]):
-            if str(parent) not in above and str(parent) not in ("/tmp", "/usr", "/etc"):
-                above.append(str(parent))
-    return [arg for folder in above for arg in ("--perms", "0755", "--dir", folder)]
-
-
-def _grader_folders() -> list[str]:
-    """Where kgrade's own package lies, when it lies inside the Python environment."""
-    package = Path(__file__).resolve().parent
-    purelib = Path(sysconfig.get_paths()["purelib"]).resolve()
-    return [str(package)] if purelib in package.parents else []
-
-
 def _chown_tree(top: Path, uid: int) -> None:
     os.chown(top, uid, uid)
     for root, dirs, files in os.walk(top):
         for name in (*dirs, *files):
             os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+
+
+def _open_tree(top: Path) -> None:
+    """Let anyone read ``top`` and everything in it; only its owner may change it."""
+    top.chmod(0o755)
+    for root, dirs, files in os.walk(top):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def kernel_folders(ws: Workspace) -> list[Path]:
+    """The folders of ``ws`` a kernel sees inside the walls, each at its own path."""
+    return [ws.course, ws.home, ws.sockets, ws.trace_dir]
 
 
 def describe(protections: Protections) -> dict[str, Any]:

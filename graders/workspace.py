@@ -1,7 +1,8 @@
-"""The fresh temporary folders one submission runs in."""
+"""The fresh temporary folders one submission runs in, and those of a warm kernel pool."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,23 +47,87 @@ class Workspace:
         return self.root / "sockets"
 
     @property
+    def captured(self) -> Path:
+        """Trace steps the harness has taken out of the kernel's reach."""
+        return self.root / "captured"
+
+    @property
     def log(self) -> Path:
         return self.root / "kernel.log"
 
 
 @contextmanager
-def workspace(dataset: Path, filename: str) -> Iterator[Workspace]:
-    """Create a workspace holding copies of ``dataset`` named ``filename``; remove it on exit."""
+def workspace(dataset: Path, filename: str, base: Path | None = None) -> Iterator[Workspace]:
+    """Create a workspace holding copies of ``dataset`` named ``filename``; remove it on exit.
+
+    Args:
+        dataset: The data file the submission reads.
+        filename: The name the submission knows it by.
+        base: The folder to create the workspace in (a warm kernel pool's ``work``
+            folder); None means the system's temporary folder.
+    """
     ws = Workspace(
-        root=Path(tempfile.mkdtemp(prefix="kgrade-")),
-        trace_dir=Path(tempfile.mkdtemp(prefix="kgrade-trace-")),
+        root=Path(tempfile.mkdtemp(prefix="kgrade-", dir=base)),
+        trace_dir=Path(tempfile.mkdtemp(prefix="kgrade-trace-", dir=base)),
     )
     try:
         for folder in (ws.course / "data", ws.workdir / "data", ws.home, ws.tmp, ws.sockets):
             folder.mkdir(parents=True)
+        # Not the kernel's: its user may not enter (it is not even visible in the sandbox).
+        ws.captured.mkdir(mode=0o700)
         for target in (ws.course / "data", ws.workdir / "data", ws.workdir):
             shutil.copyfile(dataset, target / filename)
         yield ws
     finally:
         shutil.rmtree(ws.root, ignore_errors=True)
         shutil.rmtree(ws.trace_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class PoolFolders:
+    """The folders of one warm kernel pool (see ``graders.warm``).
+
+    ``work`` holds the workspace of the one submission the pool runs at a time; the fork
+    server sees it at the same path. ``scratch`` is the server's own ``/tmp``, holding its
+    HOME; each kernel has its workspace's instead. ``code`` holds the fork server's own
+    modules, read-only inside the sandbox. ``control`` (the server's socket) and ``log``
+    are the grader's alone: the sandbox does not contain them.
+    """
+
+    root: Path
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def scratch(self) -> Path:
+        return self.root / "scratch"
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control"
+
+    @property
+    def socket(self) -> Path:
+        return self.control / "server.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    @classmethod
+    def create(cls) -> PoolFolders:
+        """Create the folders of a new pool in the system's temporary folder."""
+        pool = cls(Path(os.path.realpath(tempfile.mkdtemp(prefix="kgrade-pool-"))))
+        for folder in (pool.work, pool.scratch, pool.scratch / "home", pool.code, pool.control):
+            folder.mkdir(mode=0o700)
+        return pool
+
+    def remove(self) -> None:
+        """Delete the pool's folders and everything in them."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Grade many notebooks once per test session, two at a time, in worker processes.
 
 Executing a notebook costs seconds, so the tests grade every notebook they need once,
-up front, and then only read the results.
+up front, and then only read the results. A job marked ``warm`` gets its kernel forked
+from its worker's warm pool, as a batch's jobs do; the others get a cold kernel each.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from graders.grade import grade
 from graders.options import GradeOptions
 from graders.report import render_report
+from graders.warm import shared_launcher
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Job:
     data: Path | None = None
     cell_timeout: float = 30.0
     exercise: str = "classification"
+    deadline: float = 600.0
+    warm: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,11 @@ class Graded:
 
 
 def run_job(job: Job) -> tuple[str, Graded]:
-    options = GradeOptions(exercise=job.exercise, data=job.data, cell_timeout=job.cell_timeout)
-    graded = grade(job.notebook, options)
+    options = GradeOptions(
+        exercise=job.exercise, data=job.data, cell_timeout=job.cell_timeout, deadline=job.deadline
+    )
+    launcher = shared_launcher(options.sandbox, options.seed) if job.warm else None
+    graded = grade(job.notebook, options, launcher=launcher)
     return job.key, Graded(graded.result.to_dict(), render_report(graded))
 
 

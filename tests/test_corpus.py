@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from conftest import CASES, DATASETS, HOSTILE, REGRESSION, SCENARIOS, expectations
+from conftest import CASES, DATASETS, REGRESSION, SCENARIOS, expectations
 from corpus import Graded
 
 
@@ -61,13 +61,6 @@ def test_scenario_notebook_reaches_its_expected_verdicts(
     corpus: dict[str, Graded], name: str
 ) -> None:
     assert_verdicts(corpus[f"scenario:{name}"], expectations(SCENARIOS)[name])
-
-
-@pytest.mark.parametrize("name", list(expectations(HOSTILE)))
-def test_hostile_notebook_cannot_fake_a_pass_or_cost_earned_points(
-    corpus: dict[str, Graded], name: str
-) -> None:
-    assert_verdicts(corpus[f"hostile:{name}"], expectations(HOSTILE)[name])
 
 
 @pytest.mark.parametrize("name", list(expectations(REGRESSION)))

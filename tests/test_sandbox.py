@@ -59,6 +59,15 @@ PROBES = {
         "print(json.dumps(wrote))"
     ),
     "dataset": "import json, os\nprint(json.dumps(sorted(os.listdir('.'))))",
+    "disk_search": (
+        "import json, os\n"
+        "found = []\n"
+        "for folder, subs, files in os.walk('/'):\n"
+        "    subs[:] = [s for s in subs if os.path.join(folder, s) not in ('/proc', '/sys')]\n"
+        "    names = ('classification.ipynb', 'regression.ipynb', 'result.schema.json')\n"
+        "    found += [os.path.join(folder, f) for f in files if f in names]\n"
+        "print(json.dumps(found))"
+    ),
 }
 
 
@@ -130,6 +139,7 @@ def test_the_kernel_sees_the_dataset_in_its_working_folder(inside: dict[str, obj
 @pytest.mark.skipif(bubblewrap() is None, reason="isolation needs bubblewrap")
 def test_the_kernel_sees_neither_the_project_nor_any_network(inside: dict[str, object]) -> None:
     assert inside["project"] == [False, False, False]
+    assert inside["disk_search"] == [], "kgrade's files, reference solutions included, are hidden"
     assert inside["network"] == [False, False]
 
 
