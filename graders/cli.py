@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,6 +20,7 @@ from graders.batch import grade_batch
 from graders.errors import KgradeError
 from graders.exercises import exercise_names, get_exercise
 from graders.grade import grade as grade_notebook
+from graders.kernel import KernelLauncher
 from graders.options import (
     DEFAULT_CELL_TIMEOUT,
     DEFAULT_NOTEBOOK_DEADLINE,
@@ -31,6 +34,7 @@ from graders.result import Result
 from graders.sandbox import SandboxSettings
 from graders.validate import junit_xml
 from graders.validate import validate as validate_exercises
+from graders.warm import WarmKernelLauncher
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -38,6 +42,7 @@ EXIT_OK = 0
 EXIT_BELOW_THRESHOLD = 1
 EXIT_USAGE = 2
 EXIT_HARNESS = 3
+WATCH_POLL_S = 0.5
 
 
 def _options(
@@ -137,6 +142,12 @@ def main(verbose: int) -> None:
     default=None,
     help="Exit with 1 when the score is below this many points.",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep running: grade NOTEBOOK again each time it is saved with new content, with "
+    "warm kernels forked from a pool that imports TensorFlow once. Ctrl-C stops.",
+)
 def grade(
     notebook: Path,
     out_dir: Path,
@@ -148,14 +159,31 @@ def grade(
     sandbox_file: Path | None,
     as_json: bool,
     fail_under: float | None,
+    watch: bool,
 ) -> None:
     """Grade NOTEBOOK and write NOTEBOOK.json and NOTEBOOK.html into --out."""
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     if not notebook.exists():
         _fail(console, f"{notebook}: no such file. Check the path of the notebook to grade.")
     options = _options(console, exercise, data, seed, timeout, deadline, sandbox_file)
+    if watch:
+        _watch(console, notebook, out_dir, options, as_json)
+        sys.exit(EXIT_OK)
+    result = _grade_one(console, notebook, out_dir, options, as_json, launcher=None)
+    sys.exit(_exit_code(result, fail_under))
+
+
+def _grade_one(
+    console: Console,
+    notebook: Path,
+    out_dir: Path,
+    options: GradeOptions,
+    as_json: bool,
+    launcher: KernelLauncher | None,
+) -> Result:
+    """Grade ``notebook``, write its result and report into ``out_dir`` and summarise it."""
     try:
-        graded = grade_notebook(notebook, options)
+        graded = grade_notebook(notebook, options, launcher=launcher)
         out_dir.mkdir(parents=True, exist_ok=True)
         json_path = out_dir / f"{notebook.stem}.json"
         html_path = out_dir / f"{notebook.stem}.html"
@@ -168,7 +196,47 @@ def grade(
     if as_json:
         click.echo(graded.result.to_json(), nl=False)
     _summarise(console, graded.result, json_path, html_path)
-    sys.exit(_exit_code(graded.result, fail_under))
+    return graded.result
+
+
+def _watch(
+    console: Console, notebook: Path, out_dir: Path, options: GradeOptions, as_json: bool
+) -> None:
+    """Grade ``notebook`` now and again after every save that changes it, until Ctrl-C.
+
+    One warm pool serves every run, so each re-grade skips starting Python and importing
+    TensorFlow. A save is graded once the file has stopped changing for a moment.
+    """
+    # Stopped by a service manager or `kill`, it tidies up as after Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with WarmKernelLauncher(sandbox=options.sandbox, seed=options.seed) as launcher:
+        try:
+            graded = _content(notebook)
+            _grade_one(console, notebook, out_dir, options, as_json, launcher)
+            console.print(
+                f"Watching {escape(str(notebook))}: save it to grade it again; Ctrl-C stops."
+            )
+            while True:
+                time.sleep(WATCH_POLL_S)
+                current = _content(notebook)
+                if current is None or current == graded:
+                    continue
+                time.sleep(WATCH_POLL_S)  # let the editor finish writing
+                if _content(notebook) != current:
+                    continue
+                graded = current
+                console.rule(time.strftime("%H:%M:%S"))
+                _grade_one(console, notebook, out_dir, options, as_json, launcher)
+        except KeyboardInterrupt:
+            console.print("Stopped watching.")
+
+
+def _content(path: Path) -> bytes | None:
+    """The file's bytes, or None while it cannot be read (e.g. being replaced)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _exit_code(result: Result, fail_under: float | None) -> int:

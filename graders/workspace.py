@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+POOL_PREFIX = "kgrade-pool-"
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -120,14 +122,52 @@ class PoolFolders:
     def log(self) -> Path:
         return self.root / "server.log"
 
+    @property
+    def owner(self) -> Path:
+        """Holds the process id of the grader that made the pool."""
+        return self.root / "owner"
+
     @classmethod
     def create(cls) -> PoolFolders:
-        """Create the folders of a new pool in the system's temporary folder."""
-        pool = cls(Path(os.path.realpath(tempfile.mkdtemp(prefix="kgrade-pool-"))))
+        """Create the folders of a new pool in the system's temporary folder.
+
+        The folders of pools whose grader was killed before it could remove them go first.
+        """
+        sweep_stale_pools()
+        pool = cls(Path(os.path.realpath(tempfile.mkdtemp(prefix=POOL_PREFIX))))
         for folder in (pool.work, pool.scratch, pool.scratch / "home", pool.code, pool.control):
             folder.mkdir(mode=0o700)
+        pool.owner.write_text(str(os.getpid()), encoding="ascii")
         return pool
 
     def remove(self) -> None:
         """Delete the pool's folders and everything in them."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def sweep_stale_pools() -> list[Path]:
+    """Remove the folders of warm pools whose grader process no longer runs.
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for root in Path(tempfile.gettempdir()).glob(f"{POOL_PREFIX}*"):
+        try:
+            owner = int((root / "owner").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue  # being created, or not a pool this kgrade made
+        if not _running(owner):
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

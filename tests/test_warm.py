@@ -4,14 +4,17 @@ separate from each other as cold kernels are."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,12 @@ from graders.options import GradeOptions
 from graders.pool import request
 from graders.sandbox import SandboxSettings, bubblewrap
 from graders.warm import WARM_PROTECTION, WarmKernelLauncher, shared_launcher
-from graders.workspace import workspace
+from graders.workspace import POOL_PREFIX, PoolFolders, sweep_stale_pools, workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "user_visit_duration.csv"
 REFERENCE = ROOT / "reference" / "classification.ipynb"
+EXERCISE = ROOT / "exercises" / "classification.ipynb"
 LIGHT = ["ipykernel.kernelapp"]  # a server that starts in a second, for tests of the pool
 
 needs_bwrap = pytest.mark.skipif(bubblewrap() is None, reason="the sandbox needs bubblewrap")
@@ -339,3 +343,66 @@ def test_batch_grades_with_warm_kernels_unless_asked_for_cold_ones() -> None:
     shown = CliRunner().invoke(main, ["batch", "--help"]).output
     assert "--kernels [warm|cold]" in shown
     assert "[default: warm]" in " ".join(shown.split())
+
+
+def test_a_pool_whose_grader_was_killed_is_swept_when_the_next_one_starts() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(tempfile.mkdtemp(prefix=POOL_PREFIX))
+    (stale / "owner").write_text(str(dead.pid))
+    alive = PoolFolders.create()
+    try:
+        assert not stale.exists()
+        assert alive.root.is_dir()
+        assert sweep_stale_pools() == []  # this process still owns the new pool
+    finally:
+        alive.remove()
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_watch_grades_every_save_with_warm_kernels_and_tidies_up_when_stopped(
+    tmp_path: Path,
+) -> None:
+    notebook = tmp_path / "classification.ipynb"
+    shutil.copyfile(EXERCISE, notebook)
+    out = tmp_path / "out"
+    result = out / "classification.json"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "graders", "grade", str(notebook), "--out", str(out), "--watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = wait_for_result(result, lambda r: r["status"] == "graded")
+        children = psutil.Process(watcher.pid).children(recursive=True)
+        shutil.copyfile(REFERENCE, notebook)
+        second = wait_for_result(result, lambda r: r["score"] == r["max_score"])
+        watcher.send_signal(signal.SIGTERM)
+        output, _ = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+
+    assert first["score"] == 0
+    assert WARM_PROTECTION in second["harness"]["protections"]["active"]
+    assert second["harness"]["timings"]["setup_s"] < first["harness"]["duration_s"]
+    assert watcher.returncode == 0, output
+    assert "Stopped watching." in output
+    assert children and not any(p.is_running() for p in children)
+    assert str(watcher.pid) not in [
+        owner.read_text() for owner in Path(tempfile.gettempdir()).glob(f"{POOL_PREFIX}*/owner")
+    ]
+
+
+def wait_for_result(path: Path, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The result at ``path`` once ``ready`` holds for it."""
+    ends = time.monotonic() + 300
+    while time.monotonic() < ends:
+        with contextlib.suppress(OSError, ValueError):
+            result: dict[str, Any] = json.loads(path.read_text())
+            if ready(result):
+                return result
+        time.sleep(0.5)
+    raise AssertionError(f"no such result in {path} within 300 s")
