@@ -4,7 +4,7 @@ The class is N submissions copied round-robin from the reference solution and th
 course's shared cases (``../shared/cases``), named ``student-001.ipynb`` and so on. Each
 row grades all of them and reports its wall time, seconds per submission, its throughput
 against plain nbclient (nbclient's wall time over the row's), the peak memory of one
-worker (the largest resident size, summed over a worker process and the kernels it
+worker (the largest proportional memory, PSS, summed over a worker process and the kernels it
 started) and, for kgrade, what the harness adds to running the cells::
 
     .venv/bin/python benchmarks/compare_graders.py --n 6 --only nbclient,kgrade-w1-cold

@@ -225,8 +225,9 @@ def kgrade_command(
     command += ["--exercise", "classification", "--quiet", "--timeout", str(bench.timeout)]
     if workers is not None:
         command += ["--workers", str(workers)]
-    if warm:
-        command += ["--kernels", "warm"]
+    if kgrade_has_warm_kernels():
+        # Always say which: warm kernels are the default of a kgrade that has them.
+        command += ["--kernels", "warm" if warm else "cold"]
     return command
 
 

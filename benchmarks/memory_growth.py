@@ -41,7 +41,7 @@ def memory_growth(bench: Bench, workers: int | None, warm: bool) -> dict[str, An
 
 
 def _parent(sampler: TreeSampler, count: int) -> dict[str, float | None]:
-    """The batch process's own RSS at 10%, 50% and 100% of the run."""
+    """The batch process's own memory (PSS) at 10%, 50% and 100% of the run."""
     points: dict[str, float | None] = {}
     for label, share in (("10%", 0.1), ("50%", 0.5), ("100%", 1.0)):
         done = max(1, round(share * count))
@@ -51,7 +51,7 @@ def _parent(sampler: TreeSampler, count: int) -> dict[str, float | None]:
 
 
 def _growth_by_worker(sampler: TreeSampler, count: int) -> list[dict[str, Any]]:
-    """Per worker, at 10%, 50% and 100% of the run: its own RSS at that point and the
+    """Per worker, at 10%, 50% and 100% of the run: its own memory (PSS) at that point and the
     peak of its tree (itself and its kernels) since the previous point."""
     pids = sorted({pid for s in sampler.samples for pid in s.workers})
     marks = [("10%", max(1, round(0.1 * count))), ("50%", max(1, round(0.5 * count)))]
@@ -75,7 +75,7 @@ def _growth_by_worker(sampler: TreeSampler, count: int) -> list[dict[str, Any]]:
 def print_growth(growth: dict[str, Any]) -> None:
     click.echo(
         f"memory growth: {growth['m']} submissions in {growth['wall_s']:.0f} s "
-        f"(exit {growth['exit_code']}); MB: the worker's own RSS at that point / "
+        f"(exit {growth['exit_code']}); MB: the worker's own memory (PSS) at that point / "
         "the peak of the worker with its kernels since the previous point"
     )
     click.echo(f"{'worker pid':>10} {'at 10%':>13} {'at 50%':>13} {'at 100%':>13}")

@@ -1,4 +1,8 @@
-"""Sample the resident memory of a process tree while a benchmark runs.
+"""Sample the memory of a process tree while a benchmark runs.
+
+Memory is the proportional set size (PSS) where the system reports it: a page shared by
+several processes counts a share to each, so a warm pool's forked kernels are not charged
+again for the TensorFlow their server imported. Elsewhere it is the resident size (RSS).
 
 A sampler thread looks at the tree under one process every ``interval`` seconds. The tree
 is split into *workers*: for a kgrade batch, each pool process with the kernels it started;
@@ -19,7 +23,7 @@ MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class WorkerSample:
-    """One worker at one moment: its own RSS and that of its whole tree, in MB."""
+    """One worker at one moment: its own memory and that of its whole tree, in MB."""
 
     own_mb: float
     tree_mb: float
@@ -75,12 +79,12 @@ class TreeSampler:
     def _take(self) -> Sample | None:
         try:
             root = psutil.Process(self.root)
-            root_mb = _rss(root)
+            root_mb = _memory(root)
             everything = root.children(recursive=True)
             children = root.children() if self.pooled else []
         except psutil.Error:  # a process ended while the tree was being listed
             return None
-        total = root_mb + sum(_rss(p) for p in everything)
+        total = root_mb + sum(_memory(p) for p in everything)
         workers = {self.root: WorkerSample(root_mb, total)}
         if self.pooled:
             workers = {p.pid: _worker(p) for p in children if _is_pool_worker(p)}
@@ -106,10 +110,19 @@ class TreeSampler:
         return max((s.total_mb for s in self.samples), default=None)
 
 
-def _rss(process: psutil.Process) -> float:
+def _memory(process: psutil.Process) -> float:
+    """The process's proportional set size in MB, or its resident size where there is none."""
+    try:
+        full = process.memory_full_info()
+    except psutil.AccessDenied:
+        full = None
+    except psutil.Error:  # it ended between listing and reading
+        return 0.0
+    if full is not None and hasattr(full, "pss"):
+        return float(full.pss) / MB
     try:
         return float(process.memory_info().rss) / MB
-    except psutil.Error:  # it ended between listing and reading
+    except psutil.Error:
         return 0.0
 
 
@@ -118,8 +131,8 @@ def _worker(process: psutil.Process) -> WorkerSample:
         children = process.children(recursive=True)
     except psutil.Error:
         children = []
-    own = _rss(process)
-    return WorkerSample(own_mb=own, tree_mb=own + sum(_rss(c) for c in children))
+    own = _memory(process)
+    return WorkerSample(own_mb=own, tree_mb=own + sum(_memory(c) for c in children))
 
 
 def _is_pool_worker(process: psutil.Process) -> bool:

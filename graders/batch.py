@@ -35,6 +35,7 @@ from graders.gradebook import FILENAME, Gradebook, Key, Row
 from graders.options import GradeOptions, Kernels
 from graders.report import write_report
 from graders.summary import write_summary
+from graders.workspace import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -147,20 +148,26 @@ def grade_batch(
             exercise or data cannot be had, or the Dask scheduler cannot be used.
     """
     options = options or GradeOptions()
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(
             f"cannot create the output folder ({err.strerror})", path=out_dir
         ) from None
-    collection = collect(inputs, unpack_into=out_dir / "submissions", exclude=out_dir)
-    if not collection.submissions:
-        raise UsageError(
-            f"no notebook to grade in {', '.join(map(str, inputs))} "
-            f"({len(collection.skipped)} files skipped)",
-            advice="Pass the folder or zip archive holding the .ipynb submissions.",
-        )
-    plan = _plan(collection, options)
+    try:
+        collection = collect(inputs, unpack_into=out_dir / "submissions", exclude=out_dir)
+        if not collection.submissions:
+            raise UsageError(
+                f"no notebook to grade in {', '.join(map(str, inputs))} "
+                f"({len(collection.skipped)} files skipped)",
+                advice="Pass the folder or zip archive holding the .ipynb submissions.",
+            )
+        plan = _plan(collection, options)
+    except UsageError:
+        if created:  # refused before anything was graded: leave no trace of the run
+            remove_tree(out_dir)
+        raise
     if scheduler and workers:
         log.warning("ignoring workers=%s: the Dask cluster sets how many grade at once", workers)
     for folder in ("results", "reports"):

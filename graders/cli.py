@@ -170,7 +170,10 @@ def grade(
         _watch(console, notebook, out_dir, options, as_json)
         sys.exit(EXIT_OK)
     result = _grade_one(console, notebook, out_dir, options, as_json, launcher=None)
-    sys.exit(_exit_code(result, fail_under))
+    code = _exit_code(result, fail_under)
+    if code == EXIT_BELOW_THRESHOLD:
+        console.print(f"Below --fail-under: {result.score} points, {fail_under} needed.")
+    sys.exit(code)
 
 
 def _grade_one(

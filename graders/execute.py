@@ -23,7 +23,7 @@ from nbclient.exceptions import DeadKernelError
 from graders.errors import HarnessError
 from graders.kernel import KernelLauncher
 from graders.options import GradeOptions
-from graders.outputs import OutputCap, clip
+from graders.outputs import OutputCap, clip, placeholder
 from graders.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -324,10 +324,23 @@ class _CappedClient(NotebookClient):
         if out is None or not outs or outs[-1] is not out:
             return out
         kept = self.cap.admit(cell_index, out)
-        # An output with a display id stays where it is: later updates address it by place.
-        if kept is None and display_id is None:
+        if kept is not None:
+            return kept
+        if display_id is None:
             outs.pop()
-        return kept
+            return None
+        # An output with a display id stays where it is (later updates address it by
+        # place), emptied of what was too large.
+        out["data"] = placeholder("this output")
+        out["metadata"] = {}
+        return out
+
+    def _update_display_id(self, display_id: str, msg: dict[str, Any]) -> None:
+        content = msg.get("content", {})
+        if not self.cap.fits_update(content.get("data", {})):
+            content["data"] = placeholder("an update of this output")
+            content["metadata"] = {}
+        super()._update_display_id(display_id, msg)
 
 
 class _KernelGone(Exception):

@@ -92,7 +92,13 @@ def _dense(layer: LayerState, x: np.ndarray) -> np.ndarray:
         )
     out = x @ kernel
     if layer.config.get("use_bias", True) and len(layer.weights) > 1:
-        out = out + layer.weights[1].astype(np.float32)
+        bias = layer.weights[1].astype(np.float32)
+        if bias.shape != (kernel.shape[1],):
+            raise UnsupportedModel(
+                f"a Dense layer has a bias of shape {bias.shape} for {kernel.shape[1]} units: "
+                "not a layer Keras's Dense builds"
+            )
+        out = out + bias
     return _activate(layer.config, out)
 
 

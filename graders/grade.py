@@ -55,7 +55,15 @@ def grade(
     """
     options = options or GradeOptions()
     started = time.monotonic()
-    exercise = find_exercise(options.exercise, path)
+    try:
+        exercise = find_exercise(options.exercise, path)
+    except UsageError:
+        # A file that is no notebook at all says so first: no exercise would help it.
+        try:
+            load_submission(path)
+        except UngradableSubmission as err:
+            raise UsageError(err.detail, path=err.path, advice=err.advice) from None
+        raise
     rubric = exercise.rubric
     dataset = load_dataset(
         options.data or exercise.data, feature=rubric.feature, target=rubric.target

@@ -96,8 +96,8 @@ def _parse_json(text: str, path: Path) -> Any:
         ) from None
     except json.JSONDecodeError as err:
         raise UngradableSubmission(
-            f"the file is not valid notebook JSON ({err.msg} at line {err.lineno}, "
-            f"column {err.colno})",
+            f"the file is not valid notebook JSON ({err.msg.removesuffix(' at')}: line "
+            f"{err.lineno}, column {err.colno})",
             path=path,
             advice="The file was probably damaged while editing or uploading. " + _DOWNLOAD_ADVICE,
         ) from None

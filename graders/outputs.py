@@ -1,8 +1,9 @@
 """Caps on what a submission may print, applied while the output arrives.
 
-A cell keeps the head and the tail of its text output and at most a few images; what
-was cut is replaced by one line that says how much. The whole notebook shares one budget
-of text, so a flood in one cell cannot fill the result, the report or the grader's memory.
+A cell keeps the head and the tail of its text output and at most a few images, each of
+a bounded size; what was cut is replaced by one line that says how much. The whole
+notebook shares one budget of text and one of images, so a flood in one cell cannot fill
+the result, the report or the grader's memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from nbformat import NotebookNode
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 ERROR_TEXT_CHARS = 20_000
+# An image's data as it arrives (base64 or SVG text), and all images of a notebook.
+MAX_IMAGE_CHARS = 2_000_000
+NOTEBOOK_IMAGE_CHARS = 20_000_000
 
 
 @dataclass
@@ -35,6 +39,7 @@ class OutputCap:
         self.cell_chars = cell_chars
         self.notebook_left = notebook_chars
         self.images_per_cell = images_per_cell
+        self.image_chars_left = NOTEBOOK_IMAGE_CHARS
         self._cells: dict[int, _CellBudget] = {}
 
     def admit(self, cell_index: int, out: NotebookNode) -> NotebookNode | None:
@@ -96,19 +101,40 @@ class OutputCap:
 
     def _admit_rich(self, budget: _CellBudget, out: NotebookNode) -> NotebookNode | None:
         data = out.get("data", {})
+        size = payload_size(data)
         if any(kind in data for kind in IMAGE_TYPES):
-            if budget.images_left <= 0:
+            if budget.images_left <= 0 or size > min(MAX_IMAGE_CHARS, self.image_chars_left):
                 budget.cut_images += 1
                 return None
             budget.images_left -= 1
+            self.image_chars_left -= size
             return out
-        size = sum(len(str(v)) for k, v in data.items() if k.startswith("text/"))
         if size > budget.head_left:
             budget.cut_chars += size
             return None
         budget.head_left -= size
         budget.kept_chars += size
         return out
+
+    def fits_update(self, data: dict[str, Any]) -> bool:
+        """Whether an update of an output shown earlier may replace its data.
+
+        An update replaces, it does not add, so it is held to one cell's share.
+        """
+        limit = MAX_IMAGE_CHARS if any(kind in data for kind in IMAGE_TYPES) else self.cell_chars
+        return payload_size(data) <= limit
+
+
+def payload_size(data: Any) -> int:
+    """Characters in every representation of a rich output (text, images, HTML, JSON)."""
+    if not isinstance(data, dict):
+        return len(str(data))
+    return sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
+
+
+def placeholder(what: str) -> dict[str, str]:
+    """The data of an output that was too large to keep, in its place."""
+    return {"text/plain": f"[kgrade: {what} was too large to keep and was cut]"}
 
 
 def _stream(name: str, text: str) -> NotebookNode:

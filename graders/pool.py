@@ -28,7 +28,7 @@ from graders.errors import HarnessError
 from graders.forkserver.wire import READY, REQUEST_TIMEOUT, receive_message, send_message
 from graders.kernel import kernel_environment
 from graders.sandbox import Sandbox
-from graders.workspace import PoolFolders
+from graders.workspace import PoolFolders, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _stop(process: subprocess.Popen[bytes], owner: int) -> None:
 
 def _remove(entry: os.DirEntry[str]) -> None:
     if entry.is_dir(follow_symlinks=False):
-        shutil.rmtree(entry.path, ignore_errors=True)
+        remove_tree(entry.path)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)

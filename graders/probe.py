@@ -22,6 +22,7 @@ import numpy as np
 
 MAX_ARRAY_ITEMS = 1_000_000
 MAX_FRAME_CELLS = 200_000
+MAX_STEP_FRAME_CELLS = 1_000_000
 MAX_MODEL_PARAMS = 5_000_000
 IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open"}
 
@@ -33,6 +34,8 @@ _dumps = json.dumps
 _loads = json.loads
 _replace = os.replace
 _open = open
+_getprofile = sys.getprofile
+_gettrace = sys.gettrace
 
 
 class Probe:
@@ -47,6 +50,9 @@ class Probe:
         self._compile_config: Any = None
         self._count_params: Any = None
         self._configs: dict[type, Any] = {}
+        self._shell: Any = None
+        self._code: dict[Any, Any] = {}
+        self._attributes: frozenset[str] = frozenset()
 
     def setup(self) -> None:
         random.seed(self.seed)
@@ -66,6 +72,25 @@ class Probe:
         self._count_params = keras.Model.count_params
         classes: list[Any] = [c for c in vars(keras.layers).values() if isinstance(c, type)]
         self._configs = {c: c.get_config for c in classes if issubclass(c, keras.layers.Layer)}
+        self._shell = sys.modules["IPython"].get_ipython()
+        # Functions whose code a notebook could swap under the probe, and the probe's own.
+        watched = [self._layer_get_weights, self._compile_config, self._count_params]
+        watched += [*self._configs.values(), *_own_functions(type(self))]
+        self._code = {function: function.__code__ for function in watched}
+        self._attributes = frozenset(vars(self))
+
+    def _tampering(self) -> list[str]:
+        """What the notebook did to what the probe relies on, if anything."""
+        found = []
+        if _getprofile() is not None or _gettrace() is not None:
+            found.append("a profiling or tracing hook is set")
+        if any(function.__code__ is not code for function, code in self._code.items()):
+            found.append("the code of a Keras or kgrade function was replaced")
+        if frozenset(vars(self)) != self._attributes or any(
+            type(self).__dict__.get(f.__name__) is not f for f in _own_functions(type(self))
+        ):
+            found.append("kgrade's probe was changed")
+        return found
 
     def capture(self, step: int, cell: int, token: str) -> None:
         record: dict[str, Any] = {
@@ -78,6 +103,10 @@ class Probe:
             "errors": [],
         }
         blobs: dict[str, np.ndarray] = {}
+        record["tampered"] = self._tampering()
+        if record["tampered"]:
+            self._write(step, record, blobs)
+            return
         try:
             namespace = self._namespace()
             self._capture_models(namespace, record, blobs)
@@ -88,10 +117,9 @@ class Probe:
         self._write(step, record, blobs)
 
     def _namespace(self) -> dict[str, Any]:
-        shell = sys.modules["IPython"].get_ipython()
         return {
             name: value
-            for name, value in list(shell.user_ns.items())
+            for name, value in list(self._shell.user_ns.items())
             if not name.startswith("_")
             and name not in IPYTHON_NAMES
             and not isinstance(value, types.ModuleType)
@@ -102,8 +130,10 @@ class Probe:
     ) -> None:
         seen: dict[int, dict[str, Any]] = {}
         for name, value in namespace.items():
-            # The type's own MRO, not isinstance: a class can claim any __class__.
-            if self._model_class not in type(value).__mro__:
+            # The type's own MRO, not isinstance: a class can claim any __class__; and a
+            # metaclass of its own could make up an MRO.
+            kind = type(value)
+            if type(kind) is not type(self._model_class) or self._model_class not in kind.__mro__:
                 continue
             if id(value) in seen:
                 seen[id(value)]["names"].append(name)
@@ -136,6 +166,9 @@ class Probe:
                 entry["layers"].append(self._layer_entry(layer, f"m{index}/l{li}", blobs))
         entry["compiled"] = bool(getattr(model, "compiled", False))
         if entry["compiled"]:
+            stored = getattr(model, "_compile_config", None)
+            if stored is not None and not type(stored).__module__.startswith("keras."):
+                raise TypeError("its compile settings were replaced by the notebook")
             entry["compile"] = _jsonable(self._compile_config(model))
             optimizer = getattr(model, "optimizer", None)
             if optimizer is not None:
@@ -148,8 +181,11 @@ class Probe:
             key = f"{prefix}/w{wi}"
             blobs[key] = _asarray(value)
             weights.append(key)
+        kind = type(layer)
+        # A layer class written in the notebook computes what it likes, whatever its name.
+        keras_made = kind.__module__.startswith("keras.")
         return {
-            "class_name": type(layer).__name__,
+            "class_name": kind.__name__ if keras_made else f"{kind.__module__}.{kind.__qualname__}",
             "config": _jsonable(self._layer_config(layer)),
             "weights": weights,
         }
@@ -168,6 +204,7 @@ class Probe:
         if pandas is None:
             return
         seen: dict[int, dict[str, Any]] = {}
+        budget = MAX_STEP_FRAME_CELLS
         for name, value in namespace.items():
             if not isinstance(value, pandas.DataFrame):
                 continue
@@ -180,10 +217,11 @@ class Probe:
                 "columns": [str(c) for c in value.columns],
                 "data": {},
             }
-            if value.size <= MAX_FRAME_CELLS:
+            if value.size <= min(MAX_FRAME_CELLS, budget):
+                budget -= value.size
                 for ci, column in enumerate(value.columns):
                     stored = _numeric(value[column])
-                    if stored is not None:
+                    if stored is not None and stored.shape == (len(value),):
                         key = f"f{len(seen)}/c{ci}"
                         blobs[key] = stored
                         entry["data"][str(column)] = key
@@ -215,6 +253,10 @@ class Probe:
             handle.write(_dumps(record))
         _replace(base + ".npz.tmp", base + ".npz")
         _replace(base + ".json.tmp", base + ".json")
+
+
+def _own_functions(cls: type) -> list[Any]:
+    return [f for f in vars(cls).values() if isinstance(f, types.FunctionType)]
 
 
 def _numeric(value: Any) -> np.ndarray | None:

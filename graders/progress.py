@@ -116,8 +116,8 @@ def print_outcome(console: Console, outcome: BatchOutcome) -> None:
         lines.append(f"score: mean {outcome.mean:.1f}, median {outcome.median:g}")
     if collection.superseded or collection.skipped:
         lines.append(
-            f"not graded: {len(collection.superseded)} older notebooks of a student, "
-            f"{len(collection.skipped)} other files (listed in the summary)"
+            f"not graded: {_count(len(collection.superseded), 'older notebook')} of a "
+            f"student, {_count(len(collection.skipped), 'other file')} (listed in the summary)"
         )
     lines += [
         f"  [red]error[/] {escape(row.student)}: {escape(row.message or '')}"
@@ -135,3 +135,8 @@ def print_outcome(console: Console, outcome: BatchOutcome) -> None:
 def _say(console: Console, line: str) -> None:
     """Print one line unwrapped: paths and messages stay whole in logs."""
     console.print(line, soft_wrap=True)
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

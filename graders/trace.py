@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_STEP_JSON_BYTES = 5 * 1024 * 1024
 MAX_STEP_NPZ_BYTES = 200 * 1024 * 1024
+MAX_TRACE_NPZ_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,20 @@ def read_trace(trace_dir: Path, tokens: Mapping[int, str]) -> Trace:
     """
     steps: list[Step] = []
     problems: list[str] = []
+    read_bytes = 0
     for meta in sorted(trace_dir.glob("*.json")):
+        blobs = meta.with_suffix(".npz")
+        size = blobs.stat().st_size if blobs.is_file() else 0
+        if read_bytes + size > MAX_TRACE_NPZ_BYTES:
+            # Earlier steps keep what they earned; the grader's memory stays bounded.
+            problems.append(
+                f"{meta.stem}: not read, the notebook's arrays passed "
+                f"{MAX_TRACE_NPZ_BYTES // (1024 * 1024)} MB in all"
+            )
+            continue
+        read_bytes += size
         try:
-            step = _read_step(meta, meta.with_suffix(".npz"), tokens)
+            step = _read_step(meta, blobs, tokens)
         except _Invalid as err:
             log.warning("trace file %s dropped: %s", meta.name, err)
             problems.append(f"{meta.stem}: {err}")
@@ -126,6 +138,10 @@ def _read_step(meta: Path, blobs_path: Path, tokens: Mapping[int, str]) -> Step:
         raise _Invalid("not written at the harness's request")
     if meta.name != f"step-{number:04d}.json":
         raise _Invalid("misnamed")
+    tampered = _list(record.get("tampered", []), "tampered")
+    if tampered:
+        reasons = "; ".join(str(t) for t in tampered)
+        raise _Invalid(f"the notebook interfered with kgrade's recording ({reasons})")
     blobs = _read_blobs(blobs_path)
     return Step(
         number=_int(record.get("step"), "step"),
@@ -192,9 +208,15 @@ def _frame(raw: Any, blobs: dict[str, np.ndarray]) -> FrameState:
         for column, key in _mapping(entry.get("data"), "frame data").items()
         if (array := _blob(key, blobs)) is not None
     }
+    shape = tuple(_int(n, "frame shape") for n in _list(entry.get("shape"), "shape"))
+    if len(shape) != 2:
+        raise _Invalid(f"a frame of shape {shape}, not rows by columns")
+    for column, array in data.items():
+        if array.shape != (shape[0],):
+            raise _Invalid(f"column {column!r} of shape {array.shape}, frame of {shape[0]} rows")
     return FrameState(
         names=tuple(_str(n, "frame name") for n in _list(entry.get("names"), "names")),
-        shape=tuple(_int(n, "frame shape") for n in _list(entry.get("shape"), "shape")),
+        shape=shape,
         columns=tuple(_str(c, "column") for c in _list(entry.get("columns"), "columns")),
         data=data,
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 POOL_PREFIX = "kgrade-pool-"
 
@@ -81,8 +85,8 @@ def workspace(dataset: Path, filename: str, base: Path | None = None) -> Iterato
             shutil.copyfile(dataset, target / filename)
         yield ws
     finally:
-        shutil.rmtree(ws.root, ignore_errors=True)
-        shutil.rmtree(ws.trace_dir, ignore_errors=True)
+        remove_tree(ws.root)
+        remove_tree(ws.trace_dir)
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class PoolFolders:
 
     def remove(self) -> None:
         """Delete the pool's folders and everything in them."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
 
 def sweep_stale_pools() -> list[Path]:
@@ -158,7 +162,7 @@ def sweep_stale_pools() -> list[Path]:
         except (OSError, ValueError):
             continue  # being created, or not a pool this kgrade made
         if not _running(owner):
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root)
             removed.append(root)
     return removed
 
@@ -171,3 +175,24 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def remove_tree(path: Path | str) -> None:
+    """Delete ``path`` and everything under it, however deep a notebook nested it.
+
+    shutil's removal recurses once per level and gives up on a few thousand nested
+    folders; ``rm`` does not. Whatever cannot be removed is logged, never raised: a
+    submission's leftovers must not change its result.
+    """
+    with suppress(RecursionError):
+        shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return
+    done = subprocess.run(
+        ["rm", "-rf", "--one-file-system", "--", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        log.warning("could not remove %s: %s", path, done.stderr.strip())

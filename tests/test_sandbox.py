@@ -145,9 +145,9 @@ def test_the_kernel_sees_neither_the_project_nor_any_network(inside: dict[str, o
 
 def test_sandbox_settings_are_read_from_a_toml_file(tmp_path: Path) -> None:
     path = tmp_path / "course.toml"
-    path.write_text("[sandbox]\nmemory_mb = 2048\nallow_network = true\n")
+    path.write_text("[sandbox]\nmemory_mb = 8192\nallow_network = true\n")
     settings = SandboxSettings.from_toml(path)
-    assert (settings.memory_mb, settings.allow_network) == (2048, True)
+    assert (settings.memory_mb, settings.allow_network) == (8192, True)
     assert settings.processes == SandboxSettings().processes
 
 
@@ -158,6 +158,8 @@ def test_sandbox_settings_are_read_from_a_toml_file(tmp_path: Path) -> None:
         ("memory_mb = '2 GB'", "must be a positive whole number"),
         ("memory_mb = -1", "must be a positive whole number"),
         ("isolate = 1", "must be true or false"),
+        ("memory_mb = 2048", "below the 4096 MB TensorFlow needs"),
+        ("isolate = false\nrequire_isolation = true", "contradict each other"),
     ],
 )
 def test_a_wrong_sandbox_setting_is_refused_naming_the_file(
@@ -166,5 +168,13 @@ def test_a_wrong_sandbox_setting_is_refused_naming_the_file(
     path = tmp_path / "course.toml"
     path.write_text(f"[sandbox]\n{table}\n")
     with pytest.raises(UsageError, match=complaint) as caught:
+        SandboxSettings.from_toml(path)
+    assert str(path) in str(caught.value)
+
+
+def test_settings_outside_a_sandbox_table_are_refused_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "course.toml"
+    path.write_text("memory_mb = 8192\n")
+    with pytest.raises(UsageError, match=r"no \[sandbox\] table") as caught:
         SandboxSettings.from_toml(path)
     assert str(path) in str(caught.value)

@@ -88,6 +88,17 @@ def server_reach(socket_path: Path) -> str:
     )
 
 
+# add_key and keyctl, by machine; a key is kept by the kernel, not by the process.
+SYSCALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}
+KEYS = (
+    "import ctypes, os\n"
+    f"add_key, keyctl = {SYSCALLS}[os.uname().machine]\n"
+    "syscall = ctypes.CDLL(None).syscall\n"
+    "syscall.restype = ctypes.c_long\n"
+)
+KEY_LEFT = KEYS + 'print(syscall(add_key, b"user", b"kgrade-escape-key", b"one", 3, -4) > 0)'
+KEY_FOUND = KEYS + 'print(syscall(keyctl, 10, -4, b"user", b"kgrade-escape-key", 0) > 0)'
+
 OTHERS = (
     "import os, json\n"
     "print(json.dumps([p for p in map(int, filter(str.isdigit, os.listdir('/proc')))"
@@ -216,12 +227,14 @@ def test_two_submissions_of_one_pool_share_nothing_and_nothing_of_the_first_outl
     pool = launcher.pool
     assert pool is not None
     view, reach = pool_view(pool.work), server_reach(pool.socket)
-    first = run([LEFT_BEHIND, DRAW, ESCAPE, reach, view], launcher)
+    first = run([LEFT_BEHIND, DRAW, ESCAPE, reach, view, KEY_LEFT], launcher)
     left = settled(launcher)
     escaped = escapees()
-    second = run(["secret", FOUND, DRAW, OTHERS, view, "import os\nos._exit(3)"], launcher)
+    second = run(
+        ["secret", FOUND, DRAW, OTHERS, view, KEY_FOUND, "import os\nos._exit(3)"], launcher
+    )
 
-    assert [c.status for c in first.cells] == ["ok"] * 5
+    assert [c.status for c in first.cells] == ["ok"] * 6
     assert printed(first, 3) == [False, False]  # no socket file, no inherited descriptor
     assert len(printed(first, 4)) == 2  # its own workspace and trace folder, no other
     assert left == [] and escaped == []
@@ -230,6 +243,8 @@ def test_two_submissions_of_one_pool_share_nothing_and_nothing_of_the_first_outl
     assert printed(second, 2) == printed(first, 1)
     assert printed(second, 3) == []
     assert set(printed(second, 4)).isdisjoint(printed(first, 4))
+    assert printed(first, 5) == "True"  # the key was stored ...
+    assert printed(second, 5) == "False"  # ... and is gone for the next submission
     assert second.stopped == "kernel-died"
     assert settled(launcher) == []
 

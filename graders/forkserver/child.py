@@ -190,6 +190,7 @@ def restrict(restrictions: ChildRestrictions, connection_file: str) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+        clear_keyrings()
     # The server is not dumpable, so that no kernel can trace it; the kernel may be, as a
     # cold kernel is after its exec.
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
@@ -229,3 +230,23 @@ def run_kernel(connection_file: str) -> int:
     app.initialize(["-f", connection_file, parent])  # type: ignore[no-untyped-call]
     app.start()  # type: ignore[no-untyped-call]
     return 0
+
+
+# keyctl's system call number, by machine: the C library has no wrapper for it.
+_KEYCTL = {"x86_64": 250, "aarch64": 219}
+_KEYCTL_CLEAR = 7
+_USER_KEYRINGS = (-4, -5)  # the user's keyring and its default session keyring
+
+
+def clear_keyrings() -> None:
+    """Empty the kernel user's keyrings, which outlive its processes and are not namespaced.
+
+    Every kernel of a grading process runs as the same user: without this, a key one
+    submission stored could be read by the next.
+    """
+    number = _KEYCTL.get(os.uname().machine)
+    if number is None:
+        return
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    for keyring in _USER_KEYRINGS:
+        syscall(number, _KEYCTL_CLEAR, keyring)
