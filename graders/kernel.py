@@ -88,29 +88,43 @@ class LocalKernelLauncher:
         specs = KernelSpecManager(kernel_dirs=[str(_write_kernelspec(ws, sandbox, self._python))])
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
         km.connection_file = str(ws.sockets / "connection.json")
-        if sandbox.isolated:
-            # The kernel has no network: the harness reaches it over Unix sockets.
-            km.transport = "ipc"
-            km.ip = str(ws.sockets / "kernel")
-        with ws.log.open("wb") as sink:
-            await km.start_kernel(
-                cwd=str(ws.workdir),
-                env=sandbox.environment(ws, kernel_environment(seed)),
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-            )
+        await start_kernel(km, ws, sandbox, seed)
         _log.debug("started a kernel in %s", ws.workdir)
         return km
 
     async def stop(self, km: AsyncKernelManager) -> None:
         try:
-            if km.has_kernel:
-                await km.shutdown_kernel(now=True)
-        except Exception:  # the kernel may already be gone; never mask the grading result
-            _log.warning("kernel shutdown failed", exc_info=True)
+            await shut_down(km)
         finally:
-            await km.cleanup_resources()
             self.sandbox.kill_leftovers()
+
+
+async def start_kernel(km: AsyncKernelManager, ws: Workspace, sandbox: Sandbox, seed: int) -> None:
+    """Start ``km``'s kernel in ``ws``, its own output going to ``ws.log``.
+
+    Inside the sandbox the kernel has no network: the harness reaches it over Unix sockets.
+    """
+    if sandbox.isolated:
+        km.transport = "ipc"
+        km.ip = str(ws.sockets / "kernel")
+    with ws.log.open("wb") as sink:
+        await km.start_kernel(
+            cwd=str(ws.workdir),
+            env=sandbox.environment(ws, kernel_environment(seed)),
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+
+
+async def shut_down(km: AsyncKernelManager) -> None:
+    """Stop ``km``'s kernel at once if it still runs, and release its ports and files."""
+    try:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+    except Exception:  # the kernel may already be gone; never mask the grading result
+        _log.warning("kernel shutdown failed", exc_info=True)
+    finally:
+        await km.cleanup_resources()
 
 
 def kernel_environment(seed: int) -> dict[str, str]:

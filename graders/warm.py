@@ -28,7 +28,6 @@ import contextlib
 import functools
 import logging
 import os
-import subprocess
 import sys
 import threading
 import weakref
@@ -41,7 +40,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from graders.errors import HarnessError
 from graders.forkserver.wire import PRELOAD
-from graders.kernel import KernelLauncher, LocalKernelLauncher, kernel_environment
+from graders.kernel import KernelLauncher, LocalKernelLauncher, shut_down, start_kernel
 from graders.options import DEFAULT_SEED
 from graders.pool import SERVER_START_TIMEOUT, ForkServer
 from graders.provisioner import WarmProvisioner, warm_kernel_manager, write_kernelspec
@@ -202,29 +201,16 @@ class WarmKernelLauncher:
             await self._cold_launcher().stop(km)
             return
         try:
-            if km.has_kernel:
-                await km.shutdown_kernel(now=True)
-        except Exception:  # the kernel may already be gone; never mask the grading result
-            log.warning("kernel shutdown failed", exc_info=True)
+            await shut_down(km)
         finally:
-            await km.cleanup_resources()
             await asyncio.to_thread(self._after_kernel, provisioner)
 
     async def _fork(self, server: ForkServer, ws: Workspace, seed: int) -> AsyncKernelManager:
         # Nothing of an earlier submission stays where this kernel could find it.
         await asyncio.to_thread(server.clear_work, {ws.root, ws.trace_dir})
-        sandbox = self.sandbox
         km = warm_kernel_manager(server, ws, seed)
-        if sandbox.isolated:
-            # The kernel has no network: the harness reaches it over Unix sockets.
-            km.transport = "ipc"
-            km.ip = str(ws.sockets / "kernel")
-        env = sandbox.environment(ws, kernel_environment(seed))
         try:
-            with ws.log.open("wb") as sink:
-                await km.start_kernel(
-                    cwd=str(ws.workdir), env=env, stdout=subprocess.DEVNULL, stderr=sink
-                )
+            await start_kernel(km, ws, self.sandbox, seed)
         except (OSError, HarnessError) as err:
             with contextlib.suppress(Exception):
                 await km.cleanup_resources()
