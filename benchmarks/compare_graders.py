@@ -45,7 +45,14 @@ from grader_runs import (
 )
 from memory_growth import memory_growth, print_growth
 from nbgrader_course import setup_venv
-from table import header, print_header, print_notes, print_table, row_json
+from table import (
+    floor_per_submission,
+    header,
+    print_header,
+    print_notes,
+    print_table,
+    row_json,
+)
 
 ROWS = ("nbclient", "nbgrader", "kgrade-w1-cold", "kgrade-cold", "kgrade-w1-warm", "kgrade-warm")
 
@@ -166,6 +173,9 @@ def main(
         report = {**facts, "memory_growth": figures}
     else:
         report = {**facts, "rows": _print_rows(rows, count)}
+        floor = floor_per_submission(rows, count)
+        if floor is not None:
+            report["floor"] = {"row": floor[0], "cells_s": floor[1], "per_submission_s": floor[2]}
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
@@ -181,7 +191,7 @@ def _setup_nbgrader() -> None:
 def _print_rows(rows: list[Row], count: int) -> list[dict[str, Any]]:
     """Print the table and its notes; the rows as JSON."""
     print_table(rows, count)
-    print_notes(rows)
+    print_notes(rows, count)
     base = next((r.wall_s for r in rows if r.name == "nbclient"), None)
     return [row_json(r, count, base) for r in rows]
 

@@ -30,7 +30,8 @@ class Overhead:
     """Means over a kgrade row's graded results, from its ``results/*.json``.
 
     ``grade_s`` is ``harness.duration_s`` (the whole of ``grade()`` in the worker);
-    ``start_s`` is the kernel's start and the probe's set-up (which imports TensorFlow),
+    ``start_s`` is the launcher's readiness (a warm pool's start, once per worker), the
+    kernel's start and the probe's set-up (which imports TensorFlow in a cold kernel),
     ``cells_s`` the cells' own run time. What remains is the harness's overhead: the
     trace capture after each cell, reading the trace and judging it.
     """
@@ -272,7 +273,7 @@ def _overhead(results: list[dict[str, Any]]) -> Overhead | None:
     start_s = sum(
         r["harness"].get("timings", {}).get(key, 0.0)
         for r in graded
-        for key in ("kernel_start_s", "setup_s")
+        for key in ("launcher_s", "kernel_start_s", "setup_s")
     ) / len(graded)
     return Overhead(graded=len(graded), grade_s=grade_s, start_s=start_s, cells_s=cells_s)
 

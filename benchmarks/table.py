@@ -62,7 +62,7 @@ def print_table(rows: list[Row], count: int) -> None:
         )
 
 
-def print_notes(rows: list[Row]) -> None:
+def print_notes(rows: list[Row], count: int) -> None:
     """What the overhead column means, with the figures that put it in proportion."""
     kgrade = [r for r in rows if r.overhead is not None]
     if not kgrade:
@@ -72,6 +72,7 @@ def print_notes(rows: list[Row]) -> None:
         "kernel start, the probe's set-up (which imports TensorFlow) and the cells' run "
         "time: the trace captures, reading the trace and the checks."
     )
+    _print_floor(rows, count)
     plain = next((r for r in rows if r.name == "nbclient" and r.kernel_start_s), None)
     if plain is not None and plain.kernel_start_s is not None and plain.cells_s is not None:
         click.echo(
@@ -93,6 +94,38 @@ def print_notes(rows: list[Row]) -> None:
                 f"{row.name}: {mb(row.peak_outside_workers_mb)} MB at peak in processes "
                 "outside the workers' trees (counted in MB total only)"
             )
+
+
+def floor_per_submission(rows: list[Row], count: int) -> tuple[str, float, float] | None:
+    """The least seconds per submission any grader needs here: the cells' own time over cores.
+
+    Taken from the one-worker warm row when there is one (its cells never shared a core),
+    else the first kgrade row; with the row's name and the cells' mean time.
+    """
+    measured = [r for r in rows if r.overhead is not None]
+    row = next((r for r in measured if r.name == "kgrade-w1-warm"), None) or (
+        measured[0] if measured else None
+    )
+    if row is None or row.overhead is None:
+        return None
+    cells_total = row.overhead.cells_s * row.overhead.graded
+    return row.name, cells_total / row.overhead.graded, cells_total / count / cores()
+
+
+def _print_floor(rows: list[Row], count: int) -> None:
+    floor = floor_per_submission(rows, count)
+    if floor is None:
+        return
+    name, cells_s, floor_s = floor
+    line = (
+        f"floor: the cells of a graded submission ran {cells_s:.1f} s on average ({name}); "
+        f"on {cores()} cores no grader that runs them all needs less than {floor_s:.2f} s "
+        "per submission"
+    )
+    plain = next((r.wall_s for r in rows if r.name == "nbclient" and r.wall_s), None)
+    if plain:
+        line += f", i.e. at most {plain / count / floor_s:.1f}x plain nbclient"
+    click.echo(line)
 
 
 def mb(value: float | None) -> str:

@@ -102,7 +102,10 @@ def grade(
         )
     launcher = launcher or LocalKernelLauncher(sandbox=options.sandbox)
     try:
+        preparing = time.monotonic()
+        # A warm launcher's first call starts its pool, a cost of the batch, not of this file.
         protections = launcher.protections()
+        launcher_s = time.monotonic() - preparing
         base = replace(base, harness=replace(facts, protections=describe(protections)))
         evidence = _run(nb, dataset, rubric.data_file, options, launcher, rubric.arrays)
         checks = _judge(exercise, evidence, options)
@@ -119,7 +122,7 @@ def grade(
         base.harness,
         stopped=evidence.execution.stopped,
         trace_problems=[*evidence.execution.capture_problems, *evidence.trace.problems],
-        timings=dict(evidence.execution.timings),
+        timings={"launcher_s": round(launcher_s, 3), **evidence.execution.timings},
     )
     return finish(
         replace(

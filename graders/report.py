@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def verdict(result: Result) -> str:
     )
 
 
-def _environment() -> jinja2.Environment:
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The shipped templates, compiled once per process and shared by every page kgrade writes."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(shipped("templates")),
         autoescape=True,
@@ -99,7 +102,7 @@ def _context(graded: Graded) -> dict[str, Any]:
 
 def render_report(graded: Graded) -> str:
     """The report of ``graded`` as one HTML page with inline CSS and embedded plots."""
-    template = _environment().get_template("report.html.j2")
+    template = templates().get_template("report.html.j2")
     return template.render(**_context(graded))
 
 

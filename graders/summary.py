@@ -17,16 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from graders import __version__
 from graders.collect import Collection
-from graders.exercises import shipped
 from graders.gradebook import Row
-from graders.report import percent
+from graders.report import templates
 
 TOP = 8
 _PASS = "#1a7f37"
@@ -106,15 +104,7 @@ def frequent_hints(rows: Sequence[Row], limit: int = TOP) -> list[Frequent]:
 
 def render_summary(rows: Sequence[Row], collection: Collection) -> str:
     """The summary of ``rows`` (and of the files ``collection`` set aside) as HTML."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(shipped("templates")),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["percent"] = percent
-    return env.get_template("summary.html.j2").render(**_context(rows, collection))
+    return templates().get_template("summary.html.j2").render(**_context(rows, collection))
 
 
 def write_summary(rows: Sequence[Row], collection: Collection, path: Path) -> None:

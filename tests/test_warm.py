@@ -403,6 +403,8 @@ def test_watch_grades_every_save_with_warm_kernels_and_tidies_up_when_stopped(
     assert first["score"] == 0
     assert WARM_PROTECTION in second["harness"]["protections"]["active"]
     assert second["harness"]["timings"]["setup_s"] < first["harness"]["duration_s"]
+    # The pool was running when the save came: readying the launcher cost next to nothing.
+    assert second["harness"]["timings"]["launcher_s"] < second["harness"]["timings"]["setup_s"] + 1
     assert watcher.returncode == 0, output
     assert "Stopped watching." in output
     assert children and not any(p.is_running() for p in children)
