@@ -45,7 +45,8 @@ def _parent(sampler: TreeSampler, count: int) -> dict[str, float | None]:
     points: dict[str, float | None] = {}
     for label, share in (("10%", 0.1), ("50%", 0.5), ("100%", 1.0)):
         done = max(1, round(share * count))
-        seen = [s.root_mb for s in sampler.samples if s.done >= done]
+        # The last samples of an exiting batch read no memory: they are left out.
+        seen = [s.root_mb for s in sampler.samples if s.done >= done and s.root_mb > 0]
         points[label] = seen[0] if seen and share < 1 else (seen[-1] if seen else None)
     return points
 

@@ -153,9 +153,12 @@ def at_progress(samples: list[Sample], pid: int, done: int) -> WorkerSample | No
 
 
 def last_seen(samples: list[Sample], pid: int) -> tuple[int, WorkerSample] | None:
-    """The worker ``pid`` in the last sample it appears in, with the progress then."""
+    """The worker ``pid`` in the last sample that could read its memory, with the progress then.
+
+    A worker that is exiting still shows in the process tree, with no memory left to read.
+    """
     for sample in reversed(samples):
-        if pid in sample.workers:
+        if pid in sample.workers and sample.workers[pid].own_mb > 0:
             return sample.done, sample.workers[pid]
     return None
 
