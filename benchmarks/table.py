@@ -69,8 +69,9 @@ def print_notes(rows: list[Row], count: int) -> None:
         return
     click.echo(
         "overhead: mean over the graded results (results/*.json) of grade() minus the "
-        "kernel start, the probe's set-up (which imports TensorFlow) and the cells' run "
-        "time: the trace captures, reading the trace and the checks."
+        "launcher's readiness (a warm pool's start), the kernel start, the probe's set-up "
+        "(which imports TensorFlow in a cold kernel) and the cells' run time: the trace "
+        "captures, reading the trace and the checks."
     )
     _print_floor(rows, count)
     plain = next((r for r in rows if r.name == "nbclient" and r.kernel_start_s), None)
@@ -108,8 +109,8 @@ def floor_per_submission(rows: list[Row], count: int) -> tuple[str, float, float
     )
     if row is None or row.overhead is None:
         return None
-    cells_total = row.overhead.cells_s * row.overhead.graded
-    return row.name, cells_total / row.overhead.graded, cells_total / count / cores()
+    cells_s, graded = row.overhead.cells_s, row.overhead.graded
+    return row.name, cells_s, cells_s * graded / count / cores()
 
 
 def _print_floor(rows: list[Row], count: int) -> None:
