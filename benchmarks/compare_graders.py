@@ -48,6 +48,7 @@ from nbgrader_course import setup_venv
 from table import (
     floor_per_submission,
     header,
+    plain_wall,
     print_header,
     print_notes,
     print_table,
@@ -192,8 +193,7 @@ def _print_rows(rows: list[Row], count: int) -> list[dict[str, Any]]:
     """Print the table and its notes; the rows as JSON."""
     print_table(rows, count)
     print_notes(rows, count)
-    base = next((r.wall_s for r in rows if r.name == "nbclient"), None)
-    return [row_json(r, count, base) for r in rows]
+    return [row_json(r, count, plain_wall(rows)) for r in rows]
 
 
 if __name__ == "__main__":

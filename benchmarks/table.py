@@ -42,8 +42,13 @@ def print_header(facts: dict[str, Any]) -> None:
     )
 
 
+def plain_wall(rows: list[Row]) -> float | None:
+    """Plain nbclient's wall time, the base of every ratio; None when it did not run."""
+    return next((r.wall_s for r in rows if r.name == "nbclient" and r.wall_s), None)
+
+
 def print_table(rows: list[Row], count: int) -> None:
-    base = next((r.wall_s for r in rows if r.name == "nbclient" and r.wall_s), None)
+    base = plain_wall(rows)
     click.echo(
         f"{'row':<15} {'workers':>7} {'wall s':>8} {'s/sub':>7} {'x nbclient':>10} "
         f"{'MB/worker':>9} {'MB total':>8} {'overhead s (%)':>15}  finished"
@@ -123,7 +128,7 @@ def _print_floor(rows: list[Row], count: int) -> None:
         f"on {cores()} cores no grader that runs them all needs less than {floor_s:.2f} s "
         "per submission"
     )
-    plain = next((r.wall_s for r in rows if r.name == "nbclient" and r.wall_s), None)
+    plain = plain_wall(rows)
     if plain:
         line += f", i.e. at most {plain / count / floor_s:.1f}x plain nbclient"
     click.echo(line)
