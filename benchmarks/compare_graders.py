@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ def main(
         report = {**facts, "rows": _print_rows(rows, count)}
         floor = floor_per_submission(rows, count)
         if floor is not None:
-            report["floor"] = {"row": floor[0], "cells_s": floor[1], "per_submission_s": floor[2]}
+            report["floor"] = asdict(floor)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
@@ -102,7 +102,16 @@ def print_notes(rows: list[Row], count: int) -> None:
             )
 
 
-def floor_per_submission(rows: list[Row], count: int) -> tuple[str, float, float] | None:
+@dataclass(frozen=True)
+class Floor:
+    """The cells' mean run time in ``row``, and what it allows per submission on these cores."""
+
+    row: str
+    cells_s: float
+    per_submission_s: float
+
+
+def floor_per_submission(rows: list[Row], count: int) -> Floor | None:
     """The least seconds per submission any grader needs here: the cells' own time over cores.
 
     Taken from the one-worker warm row when there is one (its cells never shared a core),
@@ -115,22 +124,21 @@ def floor_per_submission(rows: list[Row], count: int) -> tuple[str, float, float
     if row is None or row.overhead is None:
         return None
     cells_s, graded = row.overhead.cells_s, row.overhead.graded
-    return row.name, cells_s, cells_s * graded / count / cores()
+    return Floor(row.name, cells_s, cells_s * graded / count / cores())
 
 
 def _print_floor(rows: list[Row], count: int) -> None:
     floor = floor_per_submission(rows, count)
     if floor is None:
         return
-    name, cells_s, floor_s = floor
     line = (
-        f"floor: the cells of a graded submission ran {cells_s:.1f} s on average ({name}); "
-        f"on {cores()} cores no grader that runs them all needs less than {floor_s:.2f} s "
-        "per submission"
+        f"floor: the cells of a graded submission ran {floor.cells_s:.1f} s on average "
+        f"({floor.row}); on {cores()} cores no grader that runs them all needs less than "
+        f"{floor.per_submission_s:.2f} s per submission"
     )
     plain = plain_wall(rows)
     if plain:
-        line += f", i.e. at most {plain / count / floor_s:.1f}x plain nbclient"
+        line += f", i.e. at most {plain / count / floor.per_submission_s:.1f}x plain nbclient"
     click.echo(line)
 
 
