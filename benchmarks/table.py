@@ -90,7 +90,7 @@ def print_notes(rows: list[Row], count: int) -> None:
         if extra is None:
             continue
         click.echo(
-            f"{row.name}: grade() {extra.grade_s:.1f} s, kernel start and set-up "
+            f"{row.name}: grade() {extra.grade_s:.1f} s, launcher, kernel start and set-up "
             f"{extra.start_s:.1f} s, cells {extra.cells_s:.1f} s; "
             f"outside grade() (spawn, reports, gradebook, idle workers) "
             f"{row.outside_grade_s or 0:.1f} s per submission"

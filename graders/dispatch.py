@@ -15,14 +15,13 @@ import logging
 import multiprocessing
 import os
 import platform
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Protocol
 
 from graders import __version__
@@ -32,6 +31,7 @@ from graders.kernel import KernelLauncher
 from graders.options import GradeOptions, Kernels
 from graders.result import HarnessFacts, Result
 from graders.warm import shared_launcher
+from graders.workspace import remove_tree, temporary_folder
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ def grade_job(job: Job) -> Graded:
 
     The result names the submission as ``job.name``, never by the temporary copy.
     """
-    with tempfile.TemporaryDirectory(prefix="kgrade-job-") as tmp:
-        folder = Path(tmp)
+    folder = temporary_folder("job")
+    try:
         notebook = folder / PurePath(job.name).name
         notebook.write_bytes(job.notebook)
         options = job.options
@@ -90,6 +90,8 @@ def grade_job(job: Job) -> Graded:
             data.write_bytes(job.data.content)
             options = replace(options, data=data)
         graded = grade(notebook, options, launcher=_launcher(options))
+    finally:
+        remove_tree(folder)
     result = graded.result
     message = result.message.replace(str(notebook), job.name) if result.message else None
     return replace(graded, result=replace(result, submission=job.name, message=message))

@@ -132,6 +132,10 @@ class ForkServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def log_tail(self) -> str:
+        """The end of what the server wrote to its log (the next server's log replaces it)."""
+        return _tail(self.pool.log)
+
     def ask(self, message: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
         """Send ``message`` to this server (see :func:`request`)."""
         return request(self.pool.socket, message, fds)

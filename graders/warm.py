@@ -182,7 +182,12 @@ class WarmKernelLauncher:
         try:
             return await self._fork(server, ws, seed)
         except HarnessError as err:
-            log.warning("the warm kernel server could not start a kernel (%s); replacing it", err)
+            log.warning(
+                "the warm kernel server could not start a kernel (%s); replacing it. "
+                "Its log ends: %s",
+                err,
+                server.log_tail(),
+            )
             await asyncio.to_thread(self._drop, server)
             server = await asyncio.to_thread(self._running, seed)
             if server is None:
@@ -249,7 +254,11 @@ class WarmKernelLauncher:
             self._seed = seed
             server = self._server
             if server is not None and not server.alive():
-                log.warning("the warm kernel server stopped (%s); starting another", server.exit)
+                log.warning(
+                    "the warm kernel server stopped (exit %s); starting another. Its log ends: %s",
+                    server.exit,
+                    server.log_tail(),
+                )
             if server is not None and (not server.alive() or server.seed != seed):
                 self._drop(server)
             if self._server is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +17,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 POOL_PREFIX = "kgrade-pool-"
+# A folder a process made for itself names it: kgrade-<kind>-<pid>-<random>.
+_OWNED = re.compile(r"kgrade-[a-z]+-(\d+)-")
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,8 @@ def workspace(dataset: Path, filename: str, base: Path | None = None) -> Iterato
             folder); None means the system's temporary folder.
     """
     ws = Workspace(
-        root=Path(tempfile.mkdtemp(prefix="kgrade-", dir=base)),
-        trace_dir=Path(tempfile.mkdtemp(prefix="kgrade-trace-", dir=base)),
+        root=temporary_folder("work", base),
+        trace_dir=temporary_folder("trace", base),
     )
     try:
         for folder in (ws.course / "data", ws.workdir / "data", ws.home, ws.tmp, ws.sockets):
@@ -137,7 +141,7 @@ class PoolFolders:
 
         The folders of pools whose grader was killed before it could remove them go first.
         """
-        sweep_stale_pools()
+        sweep_stale_folders()
         pool = cls(Path(os.path.realpath(tempfile.mkdtemp(prefix=POOL_PREFIX))))
         for folder in (pool.work, pool.scratch, pool.scratch / "home", pool.code, pool.control):
             folder.mkdir(mode=0o700)
@@ -149,22 +153,45 @@ class PoolFolders:
         remove_tree(self.root)
 
 
-def sweep_stale_pools() -> list[Path]:
-    """Remove the folders of warm pools whose grader process no longer runs.
+def temporary_folder(kind: str, base: Path | None = None) -> Path:
+    """Create a folder named ``kgrade-<kind>-<this process's id>-…`` in ``base``.
+
+    ``base`` None means the system's temporary folder; there, a folder whose process was
+    killed before it could remove it (with the submission it held) is removed by the next
+    grader process that makes one.
+    """
+    if base is None:
+        _sweep_once()
+    return Path(tempfile.mkdtemp(prefix=f"kgrade-{kind}-{os.getpid()}-", dir=base))
+
+
+def sweep_stale_folders() -> list[Path]:
+    """Remove the warm pools and submission folders of grader processes that no longer run.
 
     Returns:
         The folders removed.
     """
     removed = []
-    for root in Path(tempfile.gettempdir()).glob(f"{POOL_PREFIX}*"):
-        try:
-            owner = int((root / "owner").read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            continue  # being created, or not a pool this kgrade made
-        if not _running(owner):
+    for root in Path(tempfile.gettempdir()).glob("kgrade-*"):
+        if root.name.startswith(POOL_PREFIX):
+            try:
+                owner = int((root / "owner").read_text(encoding="ascii"))
+            except (OSError, ValueError):
+                continue  # being created, or not a pool this kgrade made
+        elif (named := _OWNED.match(root.name)) is not None:
+            owner = int(named.group(1))
+        else:
+            continue
+        if root.is_dir() and not root.is_symlink() and not _running(owner):
             remove_tree(root)
             removed.append(root)
     return removed
+
+
+@functools.cache
+def _sweep_once() -> None:
+    if removed := sweep_stale_folders():
+        log.info("removed %d folders of grader processes that were killed", len(removed))
 
 
 def _running(pid: int) -> bool:

@@ -30,7 +30,7 @@ from graders.options import GradeOptions
 from graders.pool import request
 from graders.sandbox import SandboxSettings, bubblewrap
 from graders.warm import WARM_PROTECTION, WarmKernelLauncher, shared_launcher
-from graders.workspace import POOL_PREFIX, PoolFolders, sweep_stale_pools, workspace
+from graders.workspace import POOL_PREFIX, PoolFolders, sweep_stale_folders, workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "user_visit_duration.csv"
@@ -274,12 +274,17 @@ def run_directly(launcher: WarmKernelLauncher, code: str, seed: int) -> str:
 
 
 @pytest.mark.slow
-def test_a_dead_server_is_replaced_and_another_seed_gets_a_server_of_its_own() -> None:
+def test_a_dead_server_is_replaced_and_another_seed_gets_a_server_of_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="graders.warm")
     code = "print(hash('kgrade'))"
     with WarmKernelLauncher(preload=LIGHT, seed=1) as light:
         light.open()
         first = light.server_process
-        assert first is not None
+        assert first is not None and light.pool is not None
+        with light.pool.log.open("a") as server_log:  # as the server's last words would be
+            server_log.write("MemoryError: the last line before it died\n")
         os.killpg(first, signal.SIGKILL)
         psutil.Process(first).wait(10)
 
@@ -294,6 +299,8 @@ def test_a_dead_server_is_replaced_and_another_seed_gets_a_server_of_its_own() -
 
     assert replaced not in (None, first)
     assert (again, other) == (hashed(1), hashed(7))
+    stopped = [r.getMessage() for r in caplog.records if "server stopped" in r.getMessage()]
+    assert len(stopped) == 1 and "the last line before it died" in stopped[0]
 
 
 @pytest.mark.slow
@@ -369,7 +376,7 @@ def test_a_pool_whose_grader_was_killed_is_swept_when_the_next_one_starts() -> N
     try:
         assert not stale.exists()
         assert alive.root.is_dir()
-        assert sweep_stale_pools() == []  # this process still owns the new pool
+        assert sweep_stale_folders() == []  # this process still owns the new pool
     finally:
         alive.remove()
         shutil.rmtree(stale, ignore_errors=True)
