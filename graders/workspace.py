@@ -7,18 +7,21 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
 POOL_PREFIX = "kgrade-pool-"
-# A folder a process made for itself names it: kgrade-<kind>-<pid>-<random>.
-_OWNED = re.compile(r"kgrade-[a-z]+-(\d+)-")
+Kind = Literal["work", "trace", "job"]
+# A folder a process made for itself names it: kgrade-<kind>-<pid>-<mkdtemp's 8 characters>.
+_OWNED = re.compile(r"kgrade-(?:work|trace|job)-([0-9]{1,10})-[a-z0-9_]{8}")
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class PoolFolders:
         remove_tree(self.root)
 
 
-def temporary_folder(kind: str, base: Path | None = None) -> Path:
+def temporary_folder(kind: Kind, base: Path | None = None) -> Path:
     """Create a folder named ``kgrade-<kind>-<this process's id>-…`` in ``base``.
 
     ``base`` None means the system's temporary folder; there, a folder whose process was
@@ -168,24 +171,39 @@ def temporary_folder(kind: str, base: Path | None = None) -> Path:
 def sweep_stale_folders() -> list[Path]:
     """Remove the warm pools and submission folders of grader processes that no longer run.
 
+    Only folders of the names kgrade gives, in the system's temporary folder, made by this
+    user (by any user, when run as root); a name kgrade could not have made, a symbolic link
+    or a folder that vanishes meanwhile is left.
+
     Returns:
         The folders removed.
     """
     removed = []
     for root in Path(tempfile.gettempdir()).glob("kgrade-*"):
-        if root.name.startswith(POOL_PREFIX):
-            try:
-                owner = int((root / "owner").read_text(encoding="ascii"))
-            except (OSError, ValueError):
-                continue  # being created, or not a pool this kgrade made
-        elif (named := _OWNED.match(root.name)) is not None:
-            owner = int(named.group(1))
-        else:
+        owner = _owner(root)
+        if owner is None or _running(owner):
             continue
-        if root.is_dir() and not root.is_symlink() and not _running(owner):
-            remove_tree(root)
+        remove_tree(root)
+        if not os.path.lexists(root):
             removed.append(root)
     return removed
+
+
+def _owner(root: Path) -> int | None:
+    """The id of the process that made ``root``, if it is a folder kgrade made as this user."""
+    try:
+        info = root.lstat()
+        if not stat.S_ISDIR(info.st_mode):
+            return None
+        euid = os.geteuid()
+        if euid != 0 and info.st_uid != euid:  # as root, trace folders are the kernels' user's
+            return None
+        if root.name.startswith(POOL_PREFIX):
+            return int((root / "owner").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None  # gone, being created, or not a pool this kgrade made
+    named = _OWNED.fullmatch(root.name)
+    return int(named.group(1)) if named else None
 
 
 @functools.cache
@@ -195,12 +213,14 @@ def _sweep_once() -> None:
 
 
 def _running(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process id: never taken for a dead one
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # another user's process
+    except (OSError, OverflowError):
+        return True  # another user's process, or beyond any process id: leave it
     return True
 
 

@@ -48,14 +48,25 @@ def test_folders_of_a_killed_grader_are_swept_and_those_of_a_running_one_kept() 
     dead.wait()
     stale = [Path(tempfile.mkdtemp(prefix=f"kgrade-{kind}-{dead.pid}-")) for kind in KINDS]
     (stale[-1] / "student.ipynb").write_text("{}")
-    unnamed = Path(tempfile.mkdtemp(prefix="kgrade-notes-"))  # no process id: not swept
+    top = Path(tempfile.gettempdir())
+    # Names kgrade does not give, or a process id no process can have: never swept.
+    kept = [
+        Path(tempfile.mkdtemp(prefix="kgrade-notes-")),
+        Path(tempfile.mkdtemp(prefix=f"kgrade-results-{dead.pid}-05-01-")),
+        Path(tempfile.mkdtemp(prefix="kgrade-job-9999999999-")),
+    ]
+    target = Path(tempfile.mkdtemp(prefix="kgrade-notes-"))
+    link = top / f"kgrade-job-{dead.pid}-{target.name[-8:]}"
+    link.symlink_to(target, target_is_directory=True)
     try:
         with workspace(DATA, "user_visit_duration.csv") as ws:
             removed = sweep_stale_folders()
             assert ws.root.is_dir() and ws.trace_dir.is_dir()
         assert set(stale) <= set(removed)
         assert [folder for folder in stale if folder.exists()] == []
-        assert unnamed.is_dir()
+        assert all(folder.is_dir() for folder in kept)
+        assert link.is_symlink() and target.is_dir()
     finally:
-        for folder in (*stale, unnamed):
+        link.unlink(missing_ok=True)
+        for folder in (*stale, *kept, target):
             shutil.rmtree(folder, ignore_errors=True)
