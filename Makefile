@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# Entry points: `make install`, `make demo` and `make test`. Each creates .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from graders.assign import in_sync
-from graders.errors import KgradeError
+from graders.errors import KgradeError, UsageError
 from graders.exercises import Exercise, exercise_names, get_exercise
 from graders.grade import grade
 from graders.options import GradeOptions
@@ -49,9 +49,19 @@ def validate(
 
     ``data`` is an extra dataset the references must also earn full marks on; it applies
     to the exercises whose rubric reads a file of the same name.
+
+    Raises:
+        UsageError: ``root`` holds no reference notebook, so there is nothing to validate.
     """
+    names = names or exercise_names(root)
+    if not names:
+        raise UsageError(
+            "no exercise to validate: reference/ holds no notebook",
+            path=root,
+            advice="Pass --root the course folder that holds reference/NAME.ipynb.",
+        )
     findings: list[Finding] = []
-    for name in names or exercise_names(root):
+    for name in names:
         exercise = get_exercise(name, root)
         options = GradeOptions(exercise=name, with_reference=False)
         if seed is not None:

@@ -206,7 +206,9 @@ def test_summary_is_one_page_with_plots_the_not_graded_and_a_link_per_student(
     for student in all_students():
         assert f'href="reports/{student}.html"' in html
     assert "Most frequent errors" in html
-    assert "Most frequent hints" in html
+    hints = html[html.index('id="hints"') : html.index('id="not-graded"')]
+    assert "<code>learning_rate</code>" in hints  # code spans, as in the reports
+    assert "`" not in hints
 
 
 @pytest.mark.slow

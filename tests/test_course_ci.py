@@ -118,6 +118,20 @@ def test_an_unpaired_marker_names_the_reference_and_the_cell(course: Path) -> No
     assert f"cell {index + 1}" in str(caught.value)
 
 
+def test_validate_with_no_reference_is_a_usage_error_not_a_pass(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "graders", "validate", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    message = " ".join(done.stdout.split())
+    assert "no exercise to validate" in message and str(tmp_path) in message
+    assert "passed" not in message
+
+
 @pytest.mark.slow
 def test_validate_fails_on_a_broken_reference_and_names_the_check(course: Path) -> None:
     reference = course / "reference" / "classification.ipynb"
