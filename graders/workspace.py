@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 log = logging.getLogger(__name__)
 
 POOL_PREFIX = "kgrade-pool-"
 Kind = Literal["work", "trace", "job"]
 # A folder a process made for itself names it: kgrade-<kind>-<pid>-<mkdtemp's 8 characters>.
-_OWNED = re.compile(r"kgrade-(?:work|trace|job)-([0-9]{1,10})-[a-z0-9_]{8}")
+_OWNED = re.compile(rf"kgrade-(?:{'|'.join(get_args(Kind))})-([0-9]{{1,10}})-[a-z0-9_]{{8}}")
 
 
 @dataclass(frozen=True)
