@@ -136,7 +136,8 @@ def grade_batch(
         workers: Processes grading at once; None means one per core.
         scheduler: Address of a Dask scheduler to grade on instead of locally.
         force: Grade again submissions the gradebook already has a result for.
-        canvas_csv: Also write ``canvas.csv`` for the Canvas gradebook import.
+        canvas_csv: Also write ``canvas.csv`` for the Canvas gradebook import (rewritten anyway
+            when an earlier run into ``out_dir`` wrote one).
         listener: Told when the batch starts and as each submission finishes.
         kernels: ``warm``: each local worker process forks its kernels from a pool that
             imported TensorFlow once (falling back to cold ones where it cannot);
@@ -327,7 +328,8 @@ def _export(
 ) -> Path | None:
     write_grades_csv(rows, out_dir / "grades.csv")
     write_summary(rows, collection, out_dir / "summary.html")
-    if not canvas_csv:
+    canvas = out_dir / "canvas.csv"
+    if not canvas_csv and not canvas.exists():
         return None
-    write_canvas_csv(rows, out_dir / "canvas.csv")
-    return out_dir / "canvas.csv"
+    write_canvas_csv(rows, canvas)  # one an earlier run wrote is kept in step with the gradebook
+    return canvas

@@ -370,7 +370,11 @@ def validate(
     help="warm: each worker forks kernels from a pool that imported TensorFlow once; "
     "cold: a fresh kernel process per submission. Same results, same sandbox.",
 )
-@click.option("--canvas-csv", is_flag=True, help="Also write canvas.csv for the Canvas import.")
+@click.option(
+    "--canvas-csv",
+    is_flag=True,
+    help="Also write canvas.csv for the Canvas import (then kept current by later runs).",
+)
 @click.option("--quiet", is_flag=True, help="Show no progress, only the final summary.")
 def batch(
     inputs: tuple[Path, ...],

@@ -111,6 +111,7 @@ def test_a_batch_killed_mid_run_resumes_and_regrades_none_it_had_recorded(
 
     before = {row.student: row for row in rows_of(out)}
     assert 1 <= len(before) < TINY
+    (out / "canvas.csv").write_text("written by an earlier run\n")
     done = subprocess.run(
         batch_command(tmp_path / "in", out, "--workers", "2"),
         capture_output=True,
@@ -123,6 +124,8 @@ def test_a_batch_killed_mid_run_resumes_and_regrades_none_it_had_recorded(
     after = rows_of(out)
     assert sorted(row.student for row in after) == students
     assert all(row.status == "graded" for row in after)
+    canvas = list(csv.reader((out / "canvas.csv").read_text(encoding="utf-8").splitlines()))
+    assert sorted(line[0] for line in canvas[2:]) == students  # kept in step, not left stale
     for row in after:
         if row.student in before:
             assert row == before[row.student]
